@@ -1,0 +1,115 @@
+//! Where an object lives on disk: a pluggable path transform.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::{CID_HEX_LEN, Cid, Result, StoreError};
+
+/// Maps a content id to the directory that holds its file, relative to the
+/// store's `objects/` folder. The file itself is always named by the whole
+/// Cid, which is what lets [`ObjectStore::list`](crate::ObjectStore::list)
+/// find objects under any layout.
+pub trait PathTransform: Send + Sync + 'static {
+    /// The directory for `cid`, a plain relative path (no `..`, no root).
+    fn dir_of(&self, cid: &Cid) -> PathBuf;
+}
+
+impl<F> PathTransform for F
+where
+    F: Fn(&Cid) -> PathBuf + Send + Sync + 'static,
+{
+    fn dir_of(&self, cid: &Cid) -> PathBuf {
+        self(cid)
+    }
+}
+
+/// The default layout: the Cid's hex cut into `width`-character directory
+/// levels, `depth` levels deep (`ab12c/34de5/…/<cid>`).
+///
+/// The default is 5 characters and all 8 levels of a 40-digit Cid, as the
+/// design asks; shallower layouts (`CasPath::new(5, 2)`) spend fewer inodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CasPath {
+    width: usize,
+    depth: usize,
+}
+
+impl CasPath {
+    /// Levels of `width` hex digits, at most `depth` of them (fewer if the
+    /// Cid runs out). A zero width means one flat directory.
+    pub const fn new(width: usize, depth: usize) -> Self {
+        Self { width, depth }
+    }
+}
+
+impl Default for CasPath {
+    fn default() -> Self {
+        Self::new(5, CID_HEX_LEN / 5)
+    }
+}
+
+impl PathTransform for CasPath {
+    fn dir_of(&self, cid: &Cid) -> PathBuf {
+        let hex = cid.to_hex();
+        if self.width == 0 {
+            return PathBuf::new();
+        }
+        hex.as_bytes()
+            .chunks(self.width)
+            .take(self.depth)
+            // Hex digits are ASCII, so every chunk is valid UTF-8.
+            .map(|level| String::from_utf8_lossy(level).into_owned())
+            .collect()
+    }
+}
+
+/// Checks that a transform's output stays inside the objects directory.
+pub(crate) fn checked_dir(transform: &dyn PathTransform, cid: &Cid) -> Result<PathBuf> {
+    let dir = transform.dir_of(cid);
+    if dir.components().all(|c| matches!(c, Component::Normal(_))) {
+        Ok(dir)
+    } else {
+        Err(StoreError::BadLayout {
+            cid: *cid,
+            path: dir,
+        })
+    }
+}
+
+/// The file name of an object, if `name` is one.
+pub(crate) fn cid_of_file(path: &Path) -> Option<Cid> {
+    path.file_name()?.to_str()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_layout_cuts_the_whole_cid_into_fives() {
+        let cid: Cid = "a9993e364706816aba3e25717850c26c9cd0d89d".parse().unwrap();
+        assert_eq!(
+            CasPath::default().dir_of(&cid),
+            PathBuf::from("a9993/e3647/06816/aba3e/25717/850c2/6c9cd/0d89d")
+        );
+        assert_eq!(
+            CasPath::new(5, 2).dir_of(&cid),
+            PathBuf::from("a9993/e3647")
+        );
+        assert_eq!(CasPath::new(0, 3).dir_of(&cid), PathBuf::new());
+    }
+
+    #[test]
+    fn escaping_layouts_are_refused() {
+        let cid = Cid::of(b"x");
+        let evil = |_: &Cid| PathBuf::from("../outside");
+        assert!(matches!(
+            checked_dir(&evil, &cid),
+            Err(StoreError::BadLayout { .. })
+        ));
+        let abs = |_: &Cid| PathBuf::from("/etc");
+        assert!(matches!(
+            checked_dir(&abs, &cid),
+            Err(StoreError::BadLayout { .. })
+        ));
+    }
+}

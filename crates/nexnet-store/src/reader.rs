@@ -1,0 +1,184 @@
+//! Readers of stored objects: plain, and verifying.
+
+use std::{
+    future::Future,
+    io::{self, SeekFrom},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use pin_project_lite::pin_project;
+use tokio::{
+    fs::File,
+    io::{AsyncRead, AsyncSeek, ReadBuf},
+    task::JoinHandle,
+};
+
+use crate::{Cid, CidHasher, StoreError, store::FileIdentity, store::Inner};
+
+pin_project! {
+    /// A stored object opened for reading; also seekable, for range reads.
+    #[derive(Debug)]
+    pub struct ObjectReader {
+        #[pin]
+        file: File,
+        len: u64,
+    }
+}
+
+impl ObjectReader {
+    pub(crate) fn new(file: File, len: u64) -> Self {
+        Self { file, len }
+    }
+
+    /// The object's length when it was opened.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl AsyncRead for ObjectReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().file.poll_read(cx, buf)
+    }
+}
+
+impl AsyncSeek for ObjectReader {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        self.project().file.start_seek(position)
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        self.project().file.poll_complete(cx)
+    }
+}
+
+enum State {
+    Reading(CidHasher),
+    /// The bytes did not match; the object is being moved aside.
+    Quarantining(JoinHandle<Result<(), StoreError>>, Cid),
+    Failed(Cid),
+    Verified,
+}
+
+pin_project! {
+    /// A stored object that is hashed as it streams. The end of the stream is
+    /// reported only if the bytes matched the content id; otherwise the last
+    /// read fails with [`StoreError::Corrupt`] inside an `io::Error`
+    /// (see [`StoreError::from_io`]) and the object is in quarantine.
+    pub struct VerifiedReader {
+        #[pin]
+        file: File,
+        len: u64,
+        cid: Cid,
+        identity: FileIdentity,
+        store: Arc<Inner>,
+        state: State,
+    }
+}
+
+impl std::fmt::Debug for VerifiedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedReader")
+            .field("cid", &self.cid)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedReader {
+    pub(crate) fn new(
+        file: File,
+        len: u64,
+        cid: Cid,
+        identity: FileIdentity,
+        store: Arc<Inner>,
+    ) -> Self {
+        Self {
+            file,
+            len,
+            cid,
+            identity,
+            store,
+            state: State::Reading(CidHasher::new()),
+        }
+    }
+
+    /// The object's length when it was opened.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the object is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The content id being verified.
+    pub fn cid(&self) -> Cid {
+        self.cid
+    }
+}
+
+impl AsyncRead for VerifiedReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut this = self.project();
+        loop {
+            match this.state {
+                State::Reading(hasher) => {
+                    let asked = buf.remaining();
+                    let start = buf.filled().len();
+                    ready!(this.file.as_mut().poll_read(cx, buf))?;
+                    let fresh = &buf.filled()[start..];
+                    if !fresh.is_empty() || asked == 0 {
+                        hasher.update(fresh);
+                        return Poll::Ready(Ok(()));
+                    }
+                    let (actual, _) = std::mem::take(hasher).finish();
+                    if actual == *this.cid {
+                        *this.state = State::Verified;
+                        continue;
+                    }
+                    let store = this.store.clone();
+                    let (cid, identity) = (*this.cid, *this.identity);
+                    let job = tokio::task::spawn_blocking(move || store.quarantine(&cid, identity));
+                    *this.state = State::Quarantining(job, actual);
+                }
+                State::Quarantining(job, actual) => {
+                    match ready!(Pin::new(job).poll(cx)) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(cid = %this.cid, error = %e, "quarantine failed")
+                        }
+                        Err(e) => {
+                            tracing::error!(cid = %this.cid, error = %e, "quarantine task failed")
+                        }
+                    }
+                    *this.state = State::Failed(*actual);
+                }
+                State::Failed(actual) => {
+                    let err = StoreError::Corrupt {
+                        cid: *this.cid,
+                        actual: *actual,
+                    };
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, err)));
+                }
+                State::Verified => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}

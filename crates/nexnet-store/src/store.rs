@@ -1,0 +1,584 @@
+//! The object store: atomic streaming writes, verified reads, deletes that
+//! touch exactly one object.
+
+use std::{
+    fs::{self, File},
+    io,
+    path::{Path, PathBuf},
+    pin::pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tempfile::TempPath;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
+    task::spawn_blocking,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    CasPath, Cid, CidHasher, CidStream, ObjectReader, PathTransform, Result, StoreError,
+    VerifiedReader,
+    layout::checked_dir,
+    walk::{self, walk},
+};
+
+/// How an [`ObjectStore`] writes.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    fsync: bool,
+    max_object_len: Option<u64>,
+    buffer_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            fsync: true,
+            max_object_len: None,
+            buffer_size: 256 * 1024,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Whether to fsync each object and the directories its rename touches
+    /// before a write returns (default on). Off trades durability on power
+    /// loss for speed; atomicity holds either way.
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
+        self
+    }
+
+    /// Refuse objects longer than `limit` bytes (default: no limit).
+    pub fn max_object_len(mut self, limit: u64) -> Self {
+        self.max_object_len = Some(limit);
+        self
+    }
+
+    /// Bytes read from the source per step (default 256 KiB, at least 4 KiB).
+    /// This, not the object's size, is what a write holds in memory.
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes.max(4096);
+        self
+    }
+}
+
+/// What a successful write stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The object's content id.
+    pub cid: Cid,
+    /// Its length in bytes.
+    pub len: u64,
+    /// False when the object was already stored (the write was a no-op).
+    pub created: bool,
+}
+
+/// How much a store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Number of objects.
+    pub objects: u64,
+    /// Their total length in bytes.
+    pub bytes: u64,
+}
+
+/// A content-addressed object store in a directory.
+///
+/// ```text
+/// ROOT/LOCK          held while the store is open (one process at a time)
+/// ROOT/objects/…     committed objects, placed by the path transform
+/// ROOT/tmp/          writes in progress; swept when the store opens
+/// ROOT/quarantine/   objects that failed verification, kept for inspection
+/// ```
+///
+/// Cloning is cheap and clones share the store.
+#[derive(Clone)]
+pub struct ObjectStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    root: PathBuf,
+    objects: PathBuf,
+    tmp: PathBuf,
+    quarantine: PathBuf,
+    layout: Box<dyn PathTransform>,
+    config: StoreConfig,
+    /// Serialises commits, deletes and quarantines, which keeps `usage`
+    /// exact and stops a delete from pruning a directory a commit is about
+    /// to rename into.
+    usage: Mutex<Usage>,
+    /// Held (with an OS lock) for as long as the store is open.
+    _lock: File,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore")
+            .field("root", &self.inner.root)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStore {
+    /// Opens (creating if needed) a store at `root` with the default layout
+    /// and configuration.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with(root, StoreConfig::default(), CasPath::default()).await
+    }
+
+    /// Opens a store with a chosen configuration and path transform.
+    ///
+    /// Leftover temp files from an earlier crash are removed, and the store's
+    /// usage is counted from what is on disk.
+    pub async fn open_with(
+        root: impl Into<PathBuf>,
+        config: StoreConfig,
+        layout: impl PathTransform,
+    ) -> Result<Self> {
+        let root = root.into();
+        let layout: Box<dyn PathTransform> = Box::new(layout);
+        let inner = spawn_blocking(move || Inner::open(root, config, layout)).await??;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Where the object `cid` lives (or would live) on disk.
+    pub fn path_of(&self, cid: &Cid) -> Result<PathBuf> {
+        self.inner.path_of(cid)
+    }
+
+    /// Streams `reader` into a new object and returns its content id.
+    ///
+    /// The bytes go to a temp file and are hashed on the way; the file is
+    /// fsynced and renamed into place only once complete, so a crash leaves
+    /// the whole object or nothing. Storing bytes that are already stored is
+    /// a no-op (`created: false`).
+    #[tracing::instrument(name = "store.write", skip_all, fields(root = %self.inner.root.display()))]
+    pub async fn write(&self, reader: impl AsyncRead) -> Result<Written> {
+        self.write_inner(None, reader).await
+    }
+
+    /// Like [`write`](Self::write), but commits only if the bytes hash to
+    /// `cid`; otherwise fails with [`StoreError::HashMismatch`] and leaves
+    /// nothing behind. This is how replicas from peers are received.
+    ///
+    /// If `cid` is already stored, returns at once without reading `reader`.
+    #[tracing::instrument(name = "store.write_expecting", skip_all, fields(%cid))]
+    pub async fn write_expecting(&self, cid: Cid, reader: impl AsyncRead) -> Result<Written> {
+        if let Some(len) = self.stored_len(&cid).await? {
+            return Ok(Written {
+                cid,
+                len,
+                created: false,
+            });
+        }
+        self.write_inner(Some(cid), reader).await
+    }
+
+    async fn write_inner(&self, expected: Option<Cid>, reader: impl AsyncRead) -> Result<Written> {
+        let mut reader = pin!(reader);
+        let tmp_dir = self.inner.tmp.clone();
+        let (file, temp) = spawn_blocking(move || {
+            tempfile::Builder::new()
+                .prefix("w-")
+                .tempfile_in(&tmp_dir)
+                .map(tempfile::NamedTempFile::into_parts)
+                .map_err(|e| StoreError::io("create temp file in", &tmp_dir, e))
+        })
+        .await??;
+        // From here on, dropping `temp` (an error, or the caller cancelling
+        // this future) deletes the partial file.
+        let mut file = tokio::fs::File::from_std(file);
+        let mut hasher = CidHasher::new();
+        let mut buf = vec![0u8; self.inner.config.buffer_size];
+        loop {
+            let n = reader.read(&mut buf).await.map_err(StoreError::Source)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if let Some(limit) = self.inner.config.max_object_len
+                && hasher.len() > limit
+            {
+                return Err(StoreError::TooLarge { limit });
+            }
+            file.write_all(&buf[..n])
+                .await
+                .map_err(|e| StoreError::io("write", &*temp, e))?;
+        }
+        // tokio's File reports a failed write on the next operation: flush
+        // before trusting the bytes are in the file.
+        file.flush()
+            .await
+            .map_err(|e| StoreError::io("write", &*temp, e))?;
+        if self.inner.config.fsync {
+            file.sync_all()
+                .await
+                .map_err(|e| StoreError::io("fsync", &*temp, e))?;
+        }
+        drop(file);
+
+        let (cid, len) = hasher.finish();
+        if let Some(expected) = expected
+            && expected != cid
+        {
+            return Err(StoreError::HashMismatch {
+                expected,
+                actual: cid,
+            });
+        }
+        let inner = self.inner.clone();
+        spawn_blocking(move || inner.commit(cid, len, temp)).await?
+    }
+
+    /// Opens an object for reading, unverified (see [`read_verified`](Self::read_verified)).
+    pub async fn read(&self, cid: &Cid) -> Result<ObjectReader> {
+        let (file, len) = self.open_object(cid).await?;
+        Ok(ObjectReader::new(file, len))
+    }
+
+    /// Opens an object for reading, hashing as it streams: at the end of the
+    /// stream a mismatch is an error carrying [`StoreError::Corrupt`], and the
+    /// object is moved to quarantine so it is never served again.
+    pub async fn read_verified(&self, cid: &Cid) -> Result<VerifiedReader> {
+        let (file, len) = self.open_object(cid).await?;
+        let identity = file_identity(&file).await;
+        Ok(VerifiedReader::new(
+            file,
+            len,
+            *cid,
+            identity,
+            self.inner.clone(),
+        ))
+    }
+
+    /// Reads a whole object through [`read_verified`](Self::read_verified),
+    /// discarding the bytes: `Ok` if it is intact, [`StoreError::Corrupt`]
+    /// (and quarantined) if not.
+    pub async fn verify(&self, cid: &Cid) -> Result<()> {
+        let mut reader = self.read_verified(cid).await?;
+        tokio::io::copy(&mut reader, &mut tokio::io::sink())
+            .await
+            .map_err(|e| StoreError::from_io_owned(e, "verify", self.inner.root.clone()))?;
+        Ok(())
+    }
+
+    /// Whether `cid` is stored.
+    pub async fn has(&self, cid: &Cid) -> Result<bool> {
+        Ok(self.stored_len(cid).await?.is_some())
+    }
+
+    /// The length of a stored object.
+    pub async fn len(&self, cid: &Cid) -> Result<u64> {
+        self.stored_len(cid)
+            .await?
+            .ok_or(StoreError::NotFound { cid: *cid })
+    }
+
+    /// Removes exactly one object, then the directories its removal left
+    /// empty. Returns whether it was there.
+    #[tracing::instrument(name = "store.delete", skip(self))]
+    pub async fn delete(&self, cid: &Cid) -> Result<bool> {
+        let inner = self.inner.clone();
+        let cid = *cid;
+        spawn_blocking(move || inner.delete(&cid)).await?
+    }
+
+    /// Every stored content id, streamed from a directory walk (nothing is
+    /// collected in memory). Order is unspecified.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn list(&self) -> CidStream {
+        CidStream::spawn(self.inner.objects.clone())
+    }
+
+    /// Number of objects and bytes stored.
+    pub fn usage(&self) -> Usage {
+        *self.inner.lock_usage()
+    }
+
+    async fn stored_len(&self, cid: &Cid) -> Result<Option<u64>> {
+        let path = self.inner.path_of(cid)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("stat", path, e)),
+        }
+    }
+
+    async fn open_object(&self, cid: &Cid) -> Result<(tokio::fs::File, u64)> {
+        let path = self.inner.path_of(cid)?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound { cid: *cid });
+            }
+            Err(e) => return Err(StoreError::io("open", path, e)),
+        };
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io("stat", &path, e))?
+            .len();
+        Ok((file, len))
+    }
+}
+
+/// Identifies a file on disk (device, inode), so that quarantine moves the
+/// very file that failed verification and never a good copy written since.
+pub(crate) type FileIdentity = Option<(u64, u64)>;
+
+#[cfg(unix)]
+async fn file_identity(file: &tokio::fs::File) -> FileIdentity {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().await.ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+async fn file_identity(_file: &tokio::fs::File) -> FileIdentity {
+    None
+}
+
+#[cfg(unix)]
+fn path_identity(path: &Path) -> FileIdentity {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn path_identity(_path: &Path) -> FileIdentity {
+    None
+}
+
+impl Inner {
+    fn open(root: PathBuf, config: StoreConfig, layout: Box<dyn PathTransform>) -> Result<Self> {
+        match fs::metadata(&root) {
+            Ok(meta) if !meta.is_dir() => return Err(StoreError::NotADirectory { path: root }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("stat store root", root, e)),
+        }
+        let objects = root.join("objects");
+        let tmp = root.join("tmp");
+        let quarantine = root.join("quarantine");
+        for dir in [&root, &objects, &tmp, &quarantine] {
+            fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+        }
+
+        let lock_path = root.join("LOCK");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io("open lock file", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked { path: lock_path });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(StoreError::io("lock", lock_path, e));
+            }
+        }
+
+        let swept = sweep(&tmp)?;
+        if swept > 0 {
+            info!(swept, dir = %tmp.display(), "removed temp files left by an interrupted write");
+        }
+
+        let mut usage = Usage::default();
+        walk(&objects, |_, len| {
+            usage.objects += 1;
+            usage.bytes += len;
+            walk::Visit::Continue
+        })?;
+        debug!(root = %root.display(), objects = usage.objects, bytes = usage.bytes, "store opened");
+
+        Ok(Self {
+            root,
+            objects,
+            tmp,
+            quarantine,
+            layout,
+            config,
+            usage: Mutex::new(usage),
+            _lock: lock,
+        })
+    }
+
+    fn lock_usage(&self) -> MutexGuard<'_, Usage> {
+        // The guarded section only does file-system calls and counter
+        // updates; a panic there leaves the counters as good as they were.
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn path_of(&self, cid: &Cid) -> Result<PathBuf> {
+        let dir = checked_dir(&*self.layout, cid)?;
+        Ok(self.objects.join(dir).join(cid.to_hex()))
+    }
+
+    fn commit(&self, cid: Cid, len: u64, temp: TempPath) -> Result<Written> {
+        let dest = self.path_of(&cid)?;
+        let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
+        let mut usage = self.lock_usage();
+        if let Ok(meta) = fs::symlink_metadata(&dest) {
+            drop(usage);
+            debug!(%cid, "already stored");
+            drop(temp);
+            return Ok(Written {
+                cid,
+                len: meta.len(),
+                created: false,
+            });
+        }
+        let created_dirs = self.create_dirs(&dir)?;
+        temp.persist(&dest)
+            .map_err(|e| StoreError::io("rename into", &dest, e.error))?;
+        usage.objects += 1;
+        usage.bytes += len;
+        drop(usage);
+
+        if self.config.fsync {
+            // New entries are durable once their directories are synced: the
+            // object's own directory, and the parent of each directory made.
+            let parents = created_dirs.iter().filter_map(|d| d.parent());
+            for d in parents.chain([dir.as_path()]) {
+                sync_dir(d)?;
+            }
+        }
+        debug!(%cid, len, "committed");
+        Ok(Written {
+            cid,
+            len,
+            created: true,
+        })
+    }
+
+    /// Creates `dir` and its missing ancestors below `objects`; returns the
+    /// ones it made, outermost first.
+    fn create_dirs(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut missing = Vec::new();
+        let mut cur = dir;
+        while cur != self.objects && fs::symlink_metadata(cur).is_err() {
+            missing.push(cur.to_path_buf());
+            cur = match cur.parent() {
+                Some(p) => p,
+                None => break,
+            };
+        }
+        missing.reverse();
+        for d in &missing {
+            match fs::create_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io("create directory", d, e)),
+            }
+        }
+        Ok(missing)
+    }
+
+    fn delete(&self, cid: &Cid) -> Result<bool> {
+        let path = self.path_of(cid)?;
+        let mut usage = self.lock_usage();
+        let len = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io("stat", path, e)),
+        };
+        fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+        usage.objects = usage.objects.saturating_sub(1);
+        usage.bytes = usage.bytes.saturating_sub(len);
+        let survivor = self.prune(&path);
+        drop(usage);
+        if self.config.fsync {
+            sync_dir(&survivor)?;
+        }
+        debug!(%cid, "deleted");
+        Ok(true)
+    }
+
+    /// Removes the now-empty directories above `path`, stopping at the first
+    /// that still holds anything (a neighbour's object, say). Returns the
+    /// deepest directory left.
+    fn prune(&self, path: &Path) -> PathBuf {
+        let mut cur = path.parent();
+        while let Some(dir) = cur {
+            if dir == self.objects || !dir.starts_with(&self.objects) {
+                return dir.to_path_buf();
+            }
+            // remove_dir refuses a non-empty directory, which is what keeps
+            // neighbours safe.
+            if fs::remove_dir(dir).is_err() {
+                return dir.to_path_buf();
+            }
+            cur = dir.parent();
+        }
+        self.objects.clone()
+    }
+
+    /// Moves a corrupt object aside, unless the file at its path is no
+    /// longer the one that was read.
+    pub(crate) fn quarantine(&self, cid: &Cid, identity: FileIdentity) -> Result<()> {
+        let path = self.path_of(cid)?;
+        let mut usage = self.lock_usage();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return Ok(());
+        };
+        if identity.is_some() && path_identity(&path) != identity {
+            return Ok(());
+        }
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dest = self.quarantine.join(format!("{cid}.{stamp}"));
+        fs::rename(&path, &dest).map_err(|e| StoreError::io("quarantine", &path, e))?;
+        usage.objects = usage.objects.saturating_sub(1);
+        usage.bytes = usage.bytes.saturating_sub(meta.len());
+        self.prune(&path);
+        drop(usage);
+        warn!(%cid, to = %dest.display(), "corrupt object moved to quarantine");
+        Ok(())
+    }
+}
+
+fn sweep(tmp: &Path) -> Result<usize> {
+    let mut swept = 0;
+    let entries = fs::read_dir(tmp).map_err(|e| StoreError::io("read directory", tmp, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("read directory", tmp, e))?;
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(|e| StoreError::io("remove temp file", &path, e))?;
+        swept += 1;
+    }
+    Ok(swept)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Ok(()) => Ok(()),
+        // A concurrent delete pruned it: nothing left to make durable.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io("fsync directory", dir, e)),
+    }
+}

@@ -1,0 +1,154 @@
+//! Test fixtures shared by nexnet's crates (not published).
+//!
+//! Every data-path test iterates over [`INTERESTING_SIZES`], and draws its
+//! bytes from [`Pattern`]: deterministic, position-dependent data that is
+//! generated as it is read, so tests over many MiB hold no whole file.
+
+use std::{
+    io::{self, Read},
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// 64 KiB: the chunk size of nexnet's data paths.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Sizes at which data paths break: empty, one byte, around the AES block
+/// (16), around the chunk, and a couple of multi-chunk files.
+pub const INTERESTING_SIZES: &[usize] = &[
+    0,
+    1,
+    15,
+    16,
+    17,
+    CHUNK - 1,
+    CHUNK,
+    CHUNK + 1,
+    1024 * 1024,
+    8 * 1024 * 1024,
+];
+
+/// A deterministic stream of `len` bytes; two patterns with the same seed and
+/// length produce the same bytes. Implements `Read` and `AsyncRead`.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    seed: u64,
+    pos: u64,
+    len: u64,
+}
+
+impl Pattern {
+    /// A pattern of `len` bytes drawn from `seed`.
+    pub fn new(seed: u64, len: u64) -> Self {
+        Self { seed, pos: 0, len }
+    }
+
+    /// The byte at `pos` (a splitmix64 of the seed and the 8-byte word index).
+    pub fn byte_at(seed: u64, pos: u64) -> u8 {
+        let mut z = seed
+            .wrapping_add(pos / 8)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        z.to_le_bytes()[(pos % 8) as usize]
+    }
+
+    /// The whole pattern as a vector (for small sizes and assertions).
+    pub fn to_vec(seed: u64, len: usize) -> Vec<u8> {
+        (0..len as u64).map(|i| Self::byte_at(seed, i)).collect()
+    }
+
+    fn fill(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min((self.len - self.pos) as usize);
+        for (i, b) in out[..n].iter_mut().enumerate() {
+            *b = Self::byte_at(self.seed, self.pos + i as u64);
+        }
+        self.pos += n as u64;
+        n
+    }
+}
+
+impl Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.fill(buf))
+    }
+}
+
+impl AsyncRead for Pattern {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = this.fill(buf.initialize_unfilled());
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Reads `reader` to the end in 64 KiB steps, returning the length and an
+/// FNV-1a digest, so tests compare multi-MiB streams without holding them.
+pub fn digest_reader(mut reader: impl Read) -> io::Result<(u64, u64)> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut d = Digest::default();
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(d.finish());
+        }
+        d.update(&buf[..n]);
+    }
+}
+
+/// [`digest_reader`] for async readers.
+pub async fn digest_async_reader(mut reader: impl AsyncRead + Unpin) -> io::Result<(u64, u64)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; CHUNK];
+    let mut d = Digest::default();
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(d.finish());
+        }
+        d.update(&buf[..n]);
+    }
+}
+
+/// The (length, digest) a [`Pattern`] of `len` bytes from `seed` reads to.
+pub fn pattern_digest(seed: u64, len: u64) -> (u64, u64) {
+    // Pattern never fails to read.
+    digest_reader(Pattern::new(seed, len)).unwrap_or_default()
+}
+
+/// FNV-1a over a stream: a test-only fingerprint, not a security hash.
+#[derive(Clone, Copy)]
+struct Digest {
+    len: u64,
+    h: u64,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            h: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl Digest {
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.h = (self.h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.len += bytes.len() as u64;
+    }
+
+    fn finish(self) -> (u64, u64) {
+        (self.len, self.h)
+    }
+}
