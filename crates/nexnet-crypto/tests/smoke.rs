@@ -1,4 +1,5 @@
 //! Round trips and bad input through the public API of nexnet-crypto.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Cursor, Read};
 

@@ -11,25 +11,35 @@ use std::{
 use pin_project_lite::pin_project;
 use tokio::{
     fs::File,
-    io::{AsyncRead, AsyncSeek, ReadBuf},
+    io::{AsyncRead, AsyncSeek, BufReader, ReadBuf},
     task::JoinHandle,
 };
 
 use crate::{Cid, CidHasher, StoreError, store::FileIdentity, store::Inner};
+
+/// Opens `file` for streaming: tokio runs each file read as a blocking task,
+/// so reads are gathered into `buffer_size` steps whatever the caller's
+/// buffer (`tokio::io::copy` asks for 8 KiB at a time).
+pub(crate) fn buffered(file: File, buffer_size: usize) -> BufReader<File> {
+    BufReader::with_capacity(buffer_size, file)
+}
 
 pin_project! {
     /// A stored object opened for reading; also seekable, for range reads.
     #[derive(Debug)]
     pub struct ObjectReader {
         #[pin]
-        file: File,
+        file: BufReader<File>,
         len: u64,
     }
 }
 
 impl ObjectReader {
-    pub(crate) fn new(file: File, len: u64) -> Self {
-        Self { file, len }
+    pub(crate) fn new(file: File, len: u64, buffer_size: usize) -> Self {
+        Self {
+            file: buffered(file, buffer_size),
+            len,
+        }
     }
 
     /// The object's length when it was opened.
@@ -78,7 +88,7 @@ pin_project! {
     /// (see [`StoreError::from_io`]) and the object is in quarantine.
     pub struct VerifiedReader {
         #[pin]
-        file: File,
+        file: BufReader<File>,
         len: u64,
         cid: Cid,
         identity: FileIdentity,
@@ -105,7 +115,7 @@ impl VerifiedReader {
         store: Arc<Inner>,
     ) -> Self {
         Self {
-            file,
+            file: buffered(file, store.buffer_size()),
             len,
             cid,
             identity,

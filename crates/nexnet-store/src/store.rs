@@ -57,8 +57,9 @@ impl StoreConfig {
         self
     }
 
-    /// Bytes read from the source per step (default 256 KiB, at least 4 KiB).
-    /// This, not the object's size, is what a write holds in memory.
+    /// Bytes moved per step between the disk and the caller (default
+    /// 256 KiB, at least 4 KiB). This, not the object's size, is what a
+    /// write or a read holds in memory.
     pub fn buffer_size(mut self, bytes: usize) -> Self {
         self.buffer_size = bytes.max(4096);
         self
@@ -245,7 +246,7 @@ impl ObjectStore {
     /// Opens an object for reading, unverified (see [`read_verified`](Self::read_verified)).
     pub async fn read(&self, cid: &Cid) -> Result<ObjectReader> {
         let (file, len) = self.open_object(cid).await?;
-        Ok(ObjectReader::new(file, len))
+        Ok(ObjectReader::new(file, len, self.inner.buffer_size()))
     }
 
     /// Opens an object for reading, hashing as it streams: at the end of the
@@ -419,6 +420,10 @@ impl Inner {
             usage: Mutex::new(usage),
             _lock: lock,
         })
+    }
+
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.config.buffer_size
     }
 
     fn lock_usage(&self) -> MutexGuard<'_, Usage> {

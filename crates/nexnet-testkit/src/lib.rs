@@ -45,26 +45,39 @@ impl Pattern {
         Self { seed, pos: 0, len }
     }
 
-    /// The byte at `pos` (a splitmix64 of the seed and the 8-byte word index).
+    /// The byte at `pos`.
     pub fn byte_at(seed: u64, pos: u64) -> u8 {
+        Self::word(seed, pos / 8).to_le_bytes()[(pos % 8) as usize]
+    }
+
+    /// The 8-byte word `index` of the pattern: splitmix64 of seed and index.
+    fn word(seed: u64, index: u64) -> u64 {
         let mut z = seed
-            .wrapping_add(pos / 8)
+            .wrapping_mul(0xd1b5_4a32_d192_ed03)
+            .wrapping_add(index)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        z.to_le_bytes()[(pos % 8) as usize]
+        z ^ (z >> 31)
     }
 
     /// The whole pattern as a vector (for small sizes and assertions).
     pub fn to_vec(seed: u64, len: usize) -> Vec<u8> {
-        (0..len as u64).map(|i| Self::byte_at(seed, i)).collect()
+        let mut out = vec![0u8; len];
+        Self::new(seed, len as u64).fill(&mut out);
+        out
     }
 
     fn fill(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min((self.len - self.pos) as usize);
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = Self::byte_at(self.seed, self.pos + i as u64);
+        let mut i = 0;
+        while i < n {
+            let pos = self.pos + i as u64;
+            let word = Self::word(self.seed, pos / 8).to_le_bytes();
+            let offset = (pos % 8) as usize;
+            let take = (8 - offset).min(n - i);
+            out[i..i + take].copy_from_slice(&word[offset..offset + take]);
+            i += take;
         }
         self.pos += n as u64;
         n
@@ -150,5 +163,28 @@ impl Digest {
 
     fn finish(self) -> (u64, u64) {
         (self.len, self.h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_reads_the_same_whatever_the_read_size() {
+        let whole = Pattern::to_vec(3, 1000);
+        let mut pieces = Vec::new();
+        let mut p = Pattern::new(3, 1000);
+        let mut buf = [0u8; 7];
+        loop {
+            let n = p.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            pieces.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(pieces, whole);
+        assert_eq!(whole[123], Pattern::byte_at(3, 123));
+        assert_ne!(Pattern::to_vec(4, 1000), whole);
     }
 }
