@@ -73,6 +73,17 @@ pub enum StoreError {
         path: PathBuf,
     },
 
+    /// The store was created with another path transform.
+    #[error("store layout is {found:?} (see {path}), but it was opened with {wanted:?}", path = path.display())]
+    LayoutMismatch {
+        /// The layout file.
+        path: PathBuf,
+        /// The layout the store was created with.
+        found: String,
+        /// The layout it was opened with.
+        wanted: String,
+    },
+
     /// Reading the caller's source stream failed; nothing was stored.
     #[error("reading the source: {0}")]
     Source(#[source] io::Error),

@@ -8,17 +8,47 @@ use crate::{CID_HEX_LEN, Cid, Result, StoreError};
 /// store's `objects/` folder. The file itself is always named by the whole
 /// Cid, which is what lets [`ObjectStore::list`](crate::ObjectStore::list)
 /// find objects under any layout.
+///
+/// A store remembers the [`id`](PathTransform::id) of the transform it was
+/// created with and refuses to open with another one.
 pub trait PathTransform: Send + Sync + 'static {
     /// The directory for `cid`, a plain relative path (no `..`, no root).
     fn dir_of(&self, cid: &Cid) -> PathBuf;
+
+    /// A short name for this layout, recorded in the store's `LAYOUT` file.
+    /// Two transforms that place objects differently must have different ids.
+    fn id(&self) -> String;
 }
 
-impl<F> PathTransform for F
+/// A transform from a closure and the id to record for it.
+pub struct CustomPath<F> {
+    id: String,
+    dir_of: F,
+}
+
+impl<F> CustomPath<F>
+where
+    F: Fn(&Cid) -> PathBuf + Send + Sync + 'static,
+{
+    /// A layout called `id` that puts `cid` in `dir_of(cid)`.
+    pub fn new(id: impl Into<String>, dir_of: F) -> Self {
+        Self {
+            id: id.into(),
+            dir_of,
+        }
+    }
+}
+
+impl<F> PathTransform for CustomPath<F>
 where
     F: Fn(&Cid) -> PathBuf + Send + Sync + 'static,
 {
     fn dir_of(&self, cid: &Cid) -> PathBuf {
-        self(cid)
+        (self.dir_of)(cid)
+    }
+
+    fn id(&self) -> String {
+        format!("custom:{}", self.id)
     }
 }
 
@@ -59,6 +89,10 @@ impl PathTransform for CasPath {
             // Hex digits are ASCII, so every chunk is valid UTF-8.
             .map(|level| String::from_utf8_lossy(level).into_owned())
             .collect()
+    }
+
+    fn id(&self) -> String {
+        format!("cas:{}x{}", self.width, self.depth)
     }
 }
 
@@ -101,12 +135,12 @@ mod tests {
     #[test]
     fn escaping_layouts_are_refused() {
         let cid = Cid::of(b"x");
-        let evil = |_: &Cid| PathBuf::from("../outside");
+        let evil = CustomPath::new("evil", |_: &Cid| PathBuf::from("../outside"));
         assert!(matches!(
             checked_dir(&evil, &cid),
             Err(StoreError::BadLayout { .. })
         ));
-        let abs = |_: &Cid| PathBuf::from("/etc");
+        let abs = CustomPath::new("abs", |_: &Cid| PathBuf::from("/etc"));
         assert!(matches!(
             checked_dir(&abs, &cid),
             Err(StoreError::BadLayout { .. })

@@ -12,7 +12,7 @@ mod walk;
 
 pub use cid::{CID_HEX_LEN, CID_LEN, Cid, CidHasher, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
-pub use layout::{CasPath, PathTransform};
+pub use layout::{CasPath, CustomPath, PathTransform};
 pub use reader::{ObjectReader, VerifiedReader};
 pub use store::{ObjectStore, StoreConfig, Usage, Written};
 pub use walk::CidStream;

@@ -2,6 +2,7 @@
 //! touch exactly one object.
 
 use std::{
+    collections::HashSet,
     fs::{self, File},
     io,
     path::{Path, PathBuf},
@@ -44,8 +45,10 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// Whether to fsync each object and the directories its rename touches
-    /// before a write returns (default on). Off trades durability on power
-    /// loss for speed; atomicity holds either way.
+    /// before a write returns (default on). Off is still atomic against a
+    /// process crash, but after a power loss or kernel crash an object may
+    /// come back empty or cut short: run [`ObjectStore::verify`] over the
+    /// store after such a restart.
     pub fn fsync(mut self, on: bool) -> Self {
         self.fsync = on;
         self
@@ -58,10 +61,10 @@ impl StoreConfig {
     }
 
     /// Bytes moved per step between the disk and the caller (default
-    /// 256 KiB, at least 4 KiB). This, not the object's size, is what a
-    /// write or a read holds in memory.
+    /// 256 KiB, clamped to 4 KiB..=16 MiB). This, not the object's size, is
+    /// what a write or a read holds in memory.
     pub fn buffer_size(mut self, bytes: usize) -> Self {
-        self.buffer_size = bytes.max(4096);
+        self.buffer_size = bytes.clamp(4 << 10, 16 << 20);
         self
     }
 }
@@ -73,7 +76,9 @@ pub struct Written {
     pub cid: Cid,
     /// Its length in bytes.
     pub len: u64,
-    /// False when the object was already stored (the write was a no-op).
+    /// False when an intact copy was already stored and the write was a
+    /// no-op; true when this write's bytes were committed (a new object, or
+    /// one replacing a damaged copy).
     pub created: bool,
 }
 
@@ -111,9 +116,17 @@ pub(crate) struct Inner {
     /// Serialises commits, deletes and quarantines, which keeps `usage`
     /// exact and stops a delete from pruning a directory a commit is about
     /// to rename into.
-    usage: Mutex<Usage>,
+    state: Mutex<State>,
     /// Held (with an OS lock) for as long as the store is open.
     _lock: File,
+}
+
+struct State {
+    usage: Usage,
+    /// Directories created whose entry in their parent may not be durable
+    /// yet. A commit below one of them syncs its parent itself rather than
+    /// trust that the commit which created it has already done so.
+    unsynced: HashSet<PathBuf>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -164,7 +177,9 @@ impl ObjectStore {
     /// The bytes go to a temp file and are hashed on the way; the file is
     /// fsynced and renamed into place only once complete, so a crash leaves
     /// the whole object or nothing. Storing bytes that are already stored is
-    /// a no-op (`created: false`).
+    /// a no-op (`created: false`), unless the copy on disk is visibly damaged
+    /// (another length, or not a regular file): then the new, verified copy
+    /// replaces it.
     #[tracing::instrument(name = "store.write", skip_all, fields(root = %self.inner.root.display()))]
     pub async fn write(&self, reader: impl AsyncRead) -> Result<Written> {
         self.write_inner(None, reader).await
@@ -174,16 +189,11 @@ impl ObjectStore {
     /// `cid`; otherwise fails with [`StoreError::HashMismatch`] and leaves
     /// nothing behind. This is how replicas from peers are received.
     ///
-    /// If `cid` is already stored, returns at once without reading `reader`.
+    /// The source is always read and checked, even when `cid` is already
+    /// stored (ask [`has`](Self::has) first to avoid the transfer): verified
+    /// bytes are what lets a damaged local copy be replaced.
     #[tracing::instrument(name = "store.write_expecting", skip_all, fields(%cid))]
     pub async fn write_expecting(&self, cid: Cid, reader: impl AsyncRead) -> Result<Written> {
-        if let Some(len) = self.stored_len(&cid).await? {
-            return Ok(Written {
-                cid,
-                len,
-                created: false,
-            });
-        }
         self.write_inner(Some(cid), reader).await
     }
 
@@ -308,12 +318,14 @@ impl ObjectStore {
 
     /// Number of objects and bytes stored.
     pub fn usage(&self) -> Usage {
-        *self.inner.lock_usage()
+        self.inner.lock_state().usage
     }
 
     async fn stored_len(&self, cid: &Cid) -> Result<Option<u64>> {
         let path = self.inner.path_of(cid)?;
-        match tokio::fs::metadata(&path).await {
+        // symlink_metadata: only a regular file is an object, never what a
+        // link planted in the tree points to.
+        match tokio::fs::symlink_metadata(&path).await {
             Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -322,6 +334,9 @@ impl ObjectStore {
     }
 
     async fn open_object(&self, cid: &Cid) -> Result<(tokio::fs::File, u64)> {
+        if self.stored_len(cid).await?.is_none() {
+            return Err(StoreError::NotFound { cid: *cid });
+        }
         let path = self.inner.path_of(cid)?;
         let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
@@ -396,8 +411,15 @@ impl Inner {
                 return Err(StoreError::io("lock", lock_path, e));
             }
         }
+        check_layout(&root, &*layout)?;
+        if config.fsync {
+            sync_dir(&root)?;
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
 
-        let swept = sweep(&tmp)?;
+        let swept = sweep(&tmp);
         if swept > 0 {
             info!(swept, dir = %tmp.display(), "removed temp files left by an interrupted write");
         }
@@ -417,7 +439,10 @@ impl Inner {
             quarantine,
             layout,
             config,
-            usage: Mutex::new(usage),
+            state: Mutex::new(State {
+                usage,
+                unsynced: HashSet::new(),
+            }),
             _lock: lock,
         })
     }
@@ -426,10 +451,10 @@ impl Inner {
         self.config.buffer_size
     }
 
-    fn lock_usage(&self) -> MutexGuard<'_, Usage> {
-        // The guarded section only does file-system calls and counter
-        // updates; a panic there leaves the counters as good as they were.
-        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // The guarded sections only do file-system calls and counter
+        // updates; a panic there leaves the state as good as it was.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn path_of(&self, cid: &Cid) -> Result<PathBuf> {
@@ -440,31 +465,51 @@ impl Inner {
     fn commit(&self, cid: Cid, len: u64, temp: TempPath) -> Result<Written> {
         let dest = self.path_of(&cid)?;
         let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
-        let mut usage = self.lock_usage();
-        if let Ok(meta) = fs::symlink_metadata(&dest) {
-            drop(usage);
-            debug!(%cid, "already stored");
-            drop(temp);
-            return Ok(Written {
-                cid,
-                len: meta.len(),
-                created: false,
-            });
-        }
+        let mut state = self.lock_state();
+        // The bytes in `temp` hash to `cid`. A regular file of the same
+        // length at `dest` is taken as that object (verification is
+        // `verify`'s job); anything else there cannot be it and is replaced.
+        let counted = match fs::symlink_metadata(&dest) {
+            Ok(meta) if meta.is_file() && meta.len() == len => {
+                drop(state);
+                debug!(%cid, "already stored");
+                drop(temp);
+                return Ok(Written {
+                    cid,
+                    len,
+                    created: false,
+                });
+            }
+            Ok(meta) if meta.is_file() => {
+                warn!(%cid, on_disk = meta.len(), len, "replacing a damaged copy");
+                Some(meta.len())
+            }
+            Ok(_) => {
+                warn!(%cid, "replacing something that is not an object file");
+                None
+            }
+            Err(_) => None,
+        };
         let created_dirs = self.create_dirs(&dir)?;
+        state.unsynced.extend(created_dirs);
         temp.persist(&dest)
             .map_err(|e| StoreError::io("rename into", &dest, e.error))?;
-        usage.objects += 1;
-        usage.bytes += len;
-        drop(usage);
+        let usage = &mut state.usage;
+        match counted {
+            Some(old_len) => usage.bytes = usage.bytes.saturating_sub(old_len) + len,
+            None => {
+                usage.objects += 1;
+                usage.bytes += len;
+            }
+        }
+        drop(state);
 
         if self.config.fsync {
-            // New entries are durable once their directories are synced: the
-            // object's own directory, and the parent of each directory made.
-            let parents = created_dirs.iter().filter_map(|d| d.parent());
-            for d in parents.chain([dir.as_path()]) {
-                sync_dir(d)?;
-            }
+            // Make the rename durable: the object's directory, then every
+            // ancestor whose own entry may not have reached the disk yet
+            // (whoever created it).
+            sync_dir(&dir)?;
+            self.sync_unsynced_ancestors(&dir)?;
         }
         debug!(%cid, len, "committed");
         Ok(Written {
@@ -472,6 +517,26 @@ impl Inner {
             len,
             created: true,
         })
+    }
+
+    /// Syncs the parent of each not-yet-durable directory from `dir` up to
+    /// `objects/`, deepest first, and marks them durable.
+    fn sync_unsynced_ancestors(&self, dir: &Path) -> Result<()> {
+        let pending: Vec<PathBuf> = {
+            let state = self.lock_state();
+            dir.ancestors()
+                .take_while(|d| *d != self.objects)
+                .filter(|d| state.unsynced.contains(*d))
+                .map(Path::to_path_buf)
+                .collect()
+        };
+        for d in pending {
+            if let Some(parent) = d.parent() {
+                sync_dir(parent)?;
+            }
+            self.lock_state().unsynced.remove(&d);
+        }
+        Ok(())
     }
 
     /// Creates `dir` and its missing ancestors below `objects`; returns the
@@ -499,17 +564,17 @@ impl Inner {
 
     fn delete(&self, cid: &Cid) -> Result<bool> {
         let path = self.path_of(cid)?;
-        let mut usage = self.lock_usage();
+        let mut state = self.lock_state();
         let len = match fs::symlink_metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(StoreError::io("stat", path, e)),
         };
         fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
-        usage.objects = usage.objects.saturating_sub(1);
-        usage.bytes = usage.bytes.saturating_sub(len);
-        let survivor = self.prune(&path);
-        drop(usage);
+        state.usage.objects = state.usage.objects.saturating_sub(1);
+        state.usage.bytes = state.usage.bytes.saturating_sub(len);
+        let survivor = self.prune(&path, &mut state);
+        drop(state);
         if self.config.fsync {
             sync_dir(&survivor)?;
         }
@@ -520,7 +585,7 @@ impl Inner {
     /// Removes the now-empty directories above `path`, stopping at the first
     /// that still holds anything (a neighbour's object, say). Returns the
     /// deepest directory left.
-    fn prune(&self, path: &Path) -> PathBuf {
+    fn prune(&self, path: &Path, state: &mut State) -> PathBuf {
         let mut cur = path.parent();
         while let Some(dir) = cur {
             if dir == self.objects || !dir.starts_with(&self.objects) {
@@ -531,6 +596,7 @@ impl Inner {
             if fs::remove_dir(dir).is_err() {
                 return dir.to_path_buf();
             }
+            state.unsynced.remove(dir);
             cur = dir.parent();
         }
         self.objects.clone()
@@ -540,7 +606,7 @@ impl Inner {
     /// longer the one that was read.
     pub(crate) fn quarantine(&self, cid: &Cid, identity: FileIdentity) -> Result<()> {
         let path = self.path_of(cid)?;
-        let mut usage = self.lock_usage();
+        let mut state = self.lock_state();
         let Ok(meta) = fs::symlink_metadata(&path) else {
             return Ok(());
         };
@@ -553,30 +619,53 @@ impl Inner {
             .unwrap_or_default();
         let dest = self.quarantine.join(format!("{cid}.{stamp}"));
         fs::rename(&path, &dest).map_err(|e| StoreError::io("quarantine", &path, e))?;
-        usage.objects = usage.objects.saturating_sub(1);
-        usage.bytes = usage.bytes.saturating_sub(meta.len());
-        self.prune(&path);
-        drop(usage);
+        state.usage.objects = state.usage.objects.saturating_sub(1);
+        state.usage.bytes = state.usage.bytes.saturating_sub(meta.len());
+        self.prune(&path, &mut state);
+        drop(state);
         warn!(%cid, to = %dest.display(), "corrupt object moved to quarantine");
         Ok(())
     }
 }
 
-fn sweep(tmp: &Path) -> Result<usize> {
+/// Records the layout a store was created with, and refuses to open it with
+/// another: objects would be listed, but not found where `read` looks.
+fn check_layout(root: &Path, layout: &dyn PathTransform) -> Result<()> {
+    let path = root.join("LAYOUT");
+    let wanted = layout.id();
+    match fs::read_to_string(&path) {
+        Ok(found) if found.trim_end() == wanted => Ok(()),
+        Ok(found) => Err(StoreError::LayoutMismatch {
+            path,
+            found: found.trim_end().chars().take(64).collect(),
+            wanted,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::write(&path, format!("{wanted}\n"))
+            .map_err(|e| StoreError::io("write layout file", &path, e)),
+        Err(e) => Err(StoreError::io("read layout file", path, e)),
+    }
+}
+
+/// Removes what interrupted writes left in `tmp/`. A leftover that cannot be
+/// removed is logged and left: it wastes space but hides no object.
+fn sweep(tmp: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return 0;
+    };
     let mut swept = 0;
-    let entries = fs::read_dir(tmp).map_err(|e| StoreError::io("read directory", tmp, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("read directory", tmp, e))?;
+    for entry in entries.flatten() {
         let path = entry.path();
         let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
             fs::remove_dir_all(&path)
         } else {
             fs::remove_file(&path)
         };
-        removed.map_err(|e| StoreError::io("remove temp file", &path, e))?;
-        swept += 1;
+        match removed {
+            Ok(()) => swept += 1,
+            Err(e) => warn!(path = %path.display(), error = %e, "cannot remove temp file"),
+        }
     }
-    Ok(swept)
+    swept
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

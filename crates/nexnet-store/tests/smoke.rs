@@ -4,7 +4,9 @@
 use std::{fs, io, path::Path, sync::Arc};
 
 use futures::TryStreamExt;
-use nexnet_store::{CasPath, Cid, HashingReader, ObjectStore, StoreConfig, StoreError, Usage};
+use nexnet_store::{
+    CasPath, Cid, CustomPath, HashingReader, ObjectStore, StoreConfig, StoreError, Usage,
+};
 use nexnet_testkit::{INTERESTING_SIZES, Pattern, digest_async_reader, pattern_digest};
 use tokio::io::AsyncReadExt;
 
@@ -88,7 +90,7 @@ async fn objects_live_under_five_character_levels_named_by_their_cid() {
 #[tokio::test]
 async fn a_custom_path_transform_is_used_and_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let flat = |_: &Cid| std::path::PathBuf::from("all");
+    let flat = CustomPath::new("flat", |_: &Cid| std::path::PathBuf::from("all"));
     let store = ObjectStore::open_with(dir.path(), StoreConfig::default(), flat)
         .await
         .unwrap();
@@ -114,13 +116,78 @@ async fn writing_an_existing_object_is_a_no_op() {
     assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
     assert_eq!(store.usage().objects, 1);
     let again = store
-        .write_expecting(first.cid, Pattern::new(99, 5))
+        .write_expecting(first.cid, Pattern::new(1, 100_000))
         .await
         .unwrap();
-    assert!(
-        !again.created,
-        "already stored: the reader is not consulted"
+    assert!(!again.created);
+    let err = store
+        .write_expecting(first.cid, Pattern::new(99, 5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::HashMismatch { .. }), "{err}");
+    store.verify(&first.cid).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_damaged_copy_is_replaced_by_a_verified_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let cid = store.write(Pattern::new(1, 100_000)).await.unwrap().cid;
+    let path = store.path_of(&cid).unwrap();
+    // What a power loss without fsync can leave: the name, but no bytes.
+    drop(store);
+    fs::File::create(&path).unwrap();
+    let store = open(dir.path()).await;
+    let w = store
+        .write_expecting(cid, Pattern::new(1, 100_000))
+        .await
+        .unwrap();
+    assert_eq!((w.len, w.created), (100_000, true));
+    store.verify(&cid).await.unwrap();
+    assert_eq!(
+        store.usage(),
+        Usage {
+            objects: 1,
+            bytes: 100_000
+        }
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_planted_in_the_tree_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let secret = dir.path().join("outside.txt");
+    fs::write(&secret, b"not an object").unwrap();
+    let cid = Cid::of(b"not an object");
+    let path = store.path_of(&cid).unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&secret, &path).unwrap();
+    assert!(!store.has(&cid).await.unwrap());
+    assert!(matches!(
+        store.read(&cid).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A real write of those bytes replaces the link with an object.
+    let w = store.write(&b"not an object"[..]).await.unwrap();
+    assert!(w.created);
+    assert!(fs::symlink_metadata(&path).unwrap().is_file());
+    assert_eq!(fs::read(&secret).unwrap(), b"not an object");
+}
+
+#[tokio::test]
+async fn reopening_with_another_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path()).await;
+        store.write(&b"x"[..]).await.unwrap();
+    }
+    let err = ObjectStore::open_with(dir.path(), StoreConfig::default(), CasPath::new(2, 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LayoutMismatch { .. }), "{err}");
+    open(dir.path()).await;
 }
 
 #[tokio::test]
