@@ -121,6 +121,32 @@ impl CryptoError {
         err.get_ref()?.downcast_ref::<CryptoError>()
     }
 
+    /// The same error again, for adapters that keep failing once they have
+    /// failed (`io::Error` is not `Clone`, so I/O errors keep only their text).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::KeyMismatch { expected, found } => Self::KeyMismatch {
+                expected: *expected,
+                found: *found,
+            },
+            Self::HeaderTruncated { got, needed } => Self::HeaderTruncated {
+                got: *got,
+                needed: *needed,
+            },
+            Self::BadMagic { found } => Self::BadMagic { found: *found },
+            Self::UnsupportedVersion { found, supported } => Self::UnsupportedVersion {
+                found: *found,
+                supported: *supported,
+            },
+            Self::ReservedBits { found } => Self::ReservedBits { found: *found },
+            Self::LengthMismatch { expected, actual } => Self::LengthMismatch {
+                expected: *expected,
+                actual: *actual,
+            },
+            other => Self::Stream(io::Error::other(other.to_string())),
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         CryptoError::Io {
             op,

@@ -69,10 +69,8 @@ impl DataKey {
     /// that is not exactly 64 hex digits (plus an optional newline).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| CryptoError::io("open key file", path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| CryptoError::io("stat key file", path, e))?;
+        // Check before opening: opening a FIFO would block until a writer came.
+        let meta = fs::metadata(path).map_err(|e| CryptoError::io("stat key file", path, e))?;
         if !meta.is_file() {
             return Err(CryptoError::KeyFileMalformed {
                 path: path.into(),
@@ -80,6 +78,7 @@ impl DataKey {
             });
         }
         check_owner_only(path, &meta)?;
+        let file = File::open(path).map_err(|e| CryptoError::io("open key file", path, e))?;
 
         let mut text = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX as usize + 1));
         file.take(KEY_FILE_MAX + 1)
@@ -118,9 +117,16 @@ impl DataKey {
             .prefix(".key-")
             .tempfile_in(dir)
             .map_err(|e| CryptoError::io("create key file in", dir, e))?;
-        let mut text = Zeroizing::new(hex::encode(self.bytes.as_ref()));
-        text.push('\n');
-        tmp.write_all(text.as_bytes())
+        // Hex digits and a newline, in a buffer that is wiped when dropped
+        // (a growing String would leave copies behind in freed memory).
+        let mut text = Zeroizing::new([b'\n'; 2 * KEY_LEN + 1]);
+        hex::encode_to_slice(self.bytes.as_ref(), &mut text[..2 * KEY_LEN]).map_err(|_| {
+            CryptoError::KeyFileMalformed {
+                path: path.into(),
+                reason: "key does not fit its hex form",
+            }
+        })?;
+        tmp.write_all(text.as_ref())
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| CryptoError::io("write key file", tmp.path(), e))?;
         tmp.persist_noclobber(path).map_err(|e| {
@@ -163,8 +169,14 @@ impl fmt::Debug for DataKey {
 }
 
 impl PartialEq for DataKey {
+    /// Compares every byte whatever the first difference, so the time taken
+    /// says nothing about where two keys differ.
     fn eq(&self, other: &Self) -> bool {
-        self.bytes[..] == other.bytes[..]
+        self.bytes
+            .iter()
+            .zip(other.bytes.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -325,6 +337,20 @@ mod tests {
         }
         let err = DataKey::load(dir.path().join("missing")).unwrap_err();
         assert!(matches!(err, CryptoError::Io { .. }), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.key");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = DataKey::load(&path).unwrap_err();
+        assert!(matches!(err, CryptoError::KeyFileMalformed { .. }), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod key;
 mod keystream;
 mod name;
 mod stream;
+mod writer;
 
 pub use error::{CryptoError, Result};
 pub use header::{FORMAT_VERSION, HEADER_LEN, IV_LEN, MAGIC, ObjectHeader};
@@ -16,3 +17,4 @@ pub use key::{DataKey, KEY_ID_LEN, KEY_LEN, KeyId, fill_random};
 pub use keystream::Keystream;
 pub use name::{NameId, name_id};
 pub use stream::{DecryptReader, EncryptReader};
+pub use writer::{DecryptWriter, EncryptWriter, WRITE_CHUNK};

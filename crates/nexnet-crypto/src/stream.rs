@@ -110,6 +110,9 @@ pin_project! {
         inner: R,
         keystream: Keystream,
         expected_len: Option<u64>,
+        // Set once a length check fails: the inner reader has moved past
+        // bytes the keystream has not, so nothing more may be decrypted.
+        failed: Option<CryptoError>,
     }
 }
 
@@ -121,13 +124,16 @@ impl<R> DecryptReader<R> {
             inner,
             keystream,
             expected_len: None,
+            failed: None,
         }
     }
 
-    /// Requires the whole plaintext to be exactly `len` bytes: a shorter or
-    /// longer stream fails with [`CryptoError::LengthMismatch`] instead of
-    /// ending quietly. This is how a truncated object is caught when the
-    /// catalog knows the file's size.
+    /// Requires the whole plaintext to be exactly `len` bytes: a stream that
+    /// ends early, or yields a byte past `len`, fails with
+    /// [`CryptoError::LengthMismatch`] instead of ending quietly. This is how
+    /// a truncated object is caught when the catalog knows the file's size.
+    /// (A longer stream is noticed only by a caller that reads on to EOF.)
+    /// After the error, every further read fails the same way.
     pub fn expect_len(mut self, len: u64) -> Self {
         self.expected_len = Some(len);
         self
@@ -144,10 +150,12 @@ impl<R> DecryptReader<R> {
     }
 }
 
-/// Decrypts `buf` (just read, `n` bytes) and enforces the expected length.
+/// Decrypts `buf` (the bytes just read; `asked` is how many were asked for)
+/// and enforces the expected length. A failure is remembered in `failed`.
 fn decrypt_chunk(
     keystream: &mut Keystream,
     expected_len: Option<u64>,
+    failed: &mut Option<CryptoError>,
     buf: &mut [u8],
     asked: usize,
 ) -> io::Result<()> {
@@ -156,22 +164,43 @@ fn decrypt_chunk(
     if let Some(expected) = expected_len {
         let at_eof = buf.is_empty() && asked > 0;
         if end > expected || (at_eof && end < expected) {
-            return Err(CryptoError::LengthMismatch {
+            *failed = Some(CryptoError::LengthMismatch {
                 expected,
                 actual: end,
-            }
-            .into_io());
+            });
+            return Err(sticky(failed));
         }
     }
     keystream.apply(buf);
     Ok(())
 }
 
+/// The error a failed reader keeps returning.
+fn sticky(failed: &Option<CryptoError>) -> io::Error {
+    match failed {
+        Some(err) => err.duplicate().into_io(),
+        None => io::Error::other("decryption stream failed"),
+    }
+}
+
 impl<R: Read> Read for DecryptReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed.is_some() {
+            return Err(sticky(&self.failed));
+        }
         let asked = buf.len();
         let n = self.inner.read(buf)?;
-        decrypt_chunk(&mut self.keystream, self.expected_len, &mut buf[..n], asked)?;
+        if let Err(e) = decrypt_chunk(
+            &mut self.keystream,
+            self.expected_len,
+            &mut self.failed,
+            &mut buf[..n],
+            asked,
+        ) {
+            // Never leave ciphertext where the caller may take it for plaintext.
+            buf[..n].fill(0);
+            return Err(e);
+        }
         Ok(n)
     }
 }
@@ -183,15 +212,24 @@ impl<R: AsyncRead> AsyncRead for DecryptReader<R> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if this.failed.is_some() {
+            return Poll::Ready(Err(sticky(this.failed)));
+        }
         let asked = buf.remaining();
         let start = buf.filled().len();
         ready!(this.inner.poll_read(cx, buf))?;
-        decrypt_chunk(
+        if let Err(e) = decrypt_chunk(
             this.keystream,
             *this.expected_len,
+            this.failed,
             &mut buf.filled_mut()[start..],
             asked,
-        )?;
+        ) {
+            // Never leave ciphertext where the caller may take it for plaintext.
+            buf.filled_mut()[start..].fill(0);
+            buf.set_filled(start);
+            return Poll::Ready(Err(e));
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -3,7 +3,10 @@
 
 use std::io::{Cursor, Read};
 
-use nexnet_crypto::{CryptoError, DataKey, DecryptReader, EncryptReader, HEADER_LEN, ObjectHeader};
+use nexnet_crypto::{
+    CryptoError, DataKey, DecryptReader, DecryptWriter, EncryptReader, EncryptWriter, HEADER_LEN,
+    ObjectHeader,
+};
 use nexnet_testkit::{
     INTERESTING_SIZES, Pattern, digest_async_reader, digest_reader, pattern_digest,
 };
@@ -270,4 +273,171 @@ proptest::proptest! {
             let _ = r.read_to_end(&mut Vec::new());
         }
     }
+}
+
+/// An async writer that takes at most 7 bytes a call and says Pending every
+/// other call: the worst inner writer an adapter must cope with.
+struct Trickle {
+    out: Vec<u8>,
+    stall: bool,
+}
+
+impl tokio::io::AsyncWrite for Trickle {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.stall = !self.stall;
+        if self.stall {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let n = buf.len().min(7);
+        self.out.extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn sync_writers_round_trip_at_every_interesting_size() {
+    use std::io::Write;
+    let key = DataKey::generate().unwrap();
+    for (seed, &size) in INTERESTING_SIZES.iter().enumerate() {
+        let plain = Pattern::to_vec(seed as u64, size);
+        let mut enc = EncryptWriter::new(&key, Vec::new()).unwrap();
+        // Odd write sizes cross every block and chunk boundary.
+        for piece in plain.chunks(70_001) {
+            enc.write_all(piece).unwrap();
+        }
+        enc.flush().unwrap();
+        assert_eq!(enc.plaintext_len(), size as u64);
+        let object = enc.into_inner();
+        assert_eq!(object.len(), HEADER_LEN + size);
+
+        let mut dec = DecryptWriter::new(&key, Vec::new()).expect_len(size as u64);
+        for piece in object.chunks(9_999) {
+            dec.write_all(piece).unwrap();
+        }
+        assert_eq!(dec.finish().unwrap(), plain, "size {size}");
+    }
+}
+
+#[tokio::test]
+async fn async_writers_round_trip_through_a_trickling_writer() {
+    use tokio::io::AsyncWriteExt;
+    let key = DataKey::generate().unwrap();
+    for (seed, &size) in INTERESTING_SIZES
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s <= 1 << 20)
+    {
+        let plain = Pattern::to_vec(seed as u64, size);
+        let mut enc = EncryptWriter::new(
+            &key,
+            Trickle {
+                out: Vec::new(),
+                stall: false,
+            },
+        )
+        .unwrap();
+        enc.write_all(&plain).await.unwrap();
+        enc.shutdown().await.unwrap();
+        let object = enc.into_inner().out;
+
+        let mut dec = DecryptWriter::new(
+            &key,
+            Trickle {
+                out: Vec::new(),
+                stall: false,
+            },
+        )
+        .expect_len(size as u64);
+        dec.write_all(&object).await.unwrap();
+        dec.shutdown().await.unwrap();
+        assert_eq!(dec.into_inner().out, plain, "size {size}");
+    }
+}
+
+#[test]
+fn decrypt_writer_refuses_another_key_before_writing_plaintext() {
+    use std::io::Write;
+    let key = DataKey::generate().unwrap();
+    let object = encrypt_to_vec(&key, b"secret");
+    let other = DataKey::generate().unwrap();
+    let mut dec = DecryptWriter::new(&other, Vec::new());
+    let err = dec.write_all(&object).unwrap_err();
+    assert!(
+        matches!(
+            CryptoError::from_io(&err),
+            Some(CryptoError::KeyMismatch { .. })
+        ),
+        "{err}"
+    );
+    // It keeps failing, and nothing was written.
+    assert!(dec.write(b"more").is_err());
+    assert!(dec.into_inner().is_empty());
+}
+
+#[test]
+fn decrypt_writer_catches_cut_and_overlong_objects() {
+    use std::io::Write;
+    let key = DataKey::generate().unwrap();
+    let object = encrypt_to_vec(&key, &Pattern::to_vec(1, 1000));
+
+    let mut dec = DecryptWriter::new(&key, Vec::new()).expect_len(1000);
+    dec.write_all(&object[..object.len() - 1]).unwrap();
+    let err = dec.finish().unwrap_err();
+    assert!(matches!(
+        CryptoError::from_io(&err),
+        Some(CryptoError::LengthMismatch {
+            expected: 1000,
+            actual: 999
+        })
+    ));
+
+    let mut dec = DecryptWriter::new(&key, Vec::new()).expect_len(999);
+    let err = dec.write_all(&object).unwrap_err();
+    assert!(matches!(
+        CryptoError::from_io(&err),
+        Some(CryptoError::LengthMismatch { .. })
+    ));
+
+    let mut dec = DecryptWriter::new(&key, Vec::new());
+    dec.write_all(&object[..10]).unwrap();
+    let err = dec.finish().unwrap_err();
+    assert!(matches!(
+        CryptoError::from_io(&err),
+        Some(CryptoError::HeaderTruncated { got: 10, .. })
+    ));
+}
+
+#[test]
+fn a_failed_length_check_stays_failed() {
+    let key = DataKey::generate().unwrap();
+    let object = encrypt_to_vec(&key, &Pattern::to_vec(2, 100));
+    let mut dec = DecryptReader::new(&key, &object[..])
+        .unwrap()
+        .expect_len(10);
+    let mut buf = [0u8; 64];
+    assert!(dec.read(&mut buf).is_err());
+    assert_eq!(buf, [0u8; 64], "no ciphertext left in the caller's buffer");
+    assert!(
+        dec.read(&mut buf).is_err(),
+        "a retry must not decrypt at the wrong offset"
+    );
 }
