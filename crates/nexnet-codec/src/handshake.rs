@@ -34,6 +34,9 @@ pub struct Hello {
     pub nonce: [u8; 32],
     /// The largest frame payload the sender accepts.
     pub max_payload: u32,
+    /// The credit each new stream starts with: bytes the sender of a stream
+    /// may send before its receiver grants more.
+    pub stream_window: u32,
 }
 
 /// The second message: proof that the sender knows the network secret,
@@ -151,6 +154,7 @@ mod tests {
             listen_addr: Some("127.0.0.1:3000".parse().unwrap()),
             nonce: [2; 32],
             max_payload: 1 << 20,
+            stream_window: 1 << 20,
         })
     }
 

@@ -46,6 +46,7 @@ async fn handshake_then_frames_on_one_connection() {
         listen_addr: None,
         nonce: [8; 32],
         max_payload: 1 << 20,
+        stream_window: 1 << 20,
     });
     let proof = Handshake::Proof(Proof { mac: [9; 32] });
     let mut tx = Framed::new(a, HandshakeCodec);

@@ -1,0 +1,51 @@
+//! How a transport behaves.
+
+use std::{net::SocketAddr, time::Duration};
+
+use crate::{NetworkSecret, NodeId};
+
+/// Settings of a transport. `TransportConfig::new` gives sensible defaults;
+/// change fields as needed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The network's shared secret.
+    pub secret: NetworkSecret,
+    /// The address peers should dial (default: the bound address).
+    pub advertise: Option<SocketAddr>,
+    /// Most connections at once, in and out (default 256).
+    pub max_connections: usize,
+    /// Time allowed for connecting and the handshake (default 5 s).
+    pub handshake_timeout: Duration,
+    /// How often a connection is pinged (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// Intervals without any frame from the peer before it is dropped (default 3).
+    pub heartbeat_misses: u32,
+    /// Bytes a peer may send on one of our streams before we grant more
+    /// (default 1 MiB): what a stream costs us in memory at most.
+    pub stream_window: u32,
+    /// Largest frame payload accepted (default 1 MiB).
+    pub max_payload: usize,
+    /// Events buffered for the application before connections wait (default 1024).
+    pub event_capacity: usize,
+}
+
+impl TransportConfig {
+    /// Defaults for a node with this id and secret.
+    pub fn new(node_id: NodeId, secret: NetworkSecret) -> Self {
+        Self {
+            node_id,
+            secret,
+            advertise: None,
+            max_connections: 256,
+            handshake_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_misses: 3,
+            stream_window: 1 << 20,
+            max_payload: 1 << 20,
+            event_capacity: 1024,
+        }
+    }
+}

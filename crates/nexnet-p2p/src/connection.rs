@@ -1,0 +1,533 @@
+//! One connection to a peer: a reader loop and a writer loop in one task,
+//! and the [`Peer`] handle the application uses.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{SinkExt, StreamExt};
+use nexnet_codec::{
+    Control, Frame, FrameCodec, FrameKind, StreamId, decode_message, encode_message,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::{
+    net::TcpStream,
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tokio_util::{codec::Framed, sync::CancellationToken};
+use tracing::{Instrument, debug, warn};
+
+use crate::{
+    NodeId, P2pError, Result, TransportConfig,
+    handshake::{Remote, Role},
+    stream::{Chunk, InStream, Link, RecvStream, SendStream},
+};
+
+/// What an application's message type must be: postcard-serialisable and
+/// sendable across tasks.
+pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Message for T {}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Something that happened on the transport.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<M> {
+    /// A peer finished the handshake (either side dialed).
+    Connected(Peer<M>),
+    /// A connection closed.
+    Disconnected {
+        /// The peer.
+        peer: NodeId,
+        /// Why (for logs and metrics).
+        reason: String,
+    },
+    /// A message that expects no reply.
+    Message {
+        /// Who sent it.
+        peer: Peer<M>,
+        /// The message.
+        message: M,
+    },
+    /// A request: answer it through `responder`.
+    Request {
+        /// Who asked.
+        peer: Peer<M>,
+        /// The request.
+        message: M,
+        /// Sends the response.
+        responder: Responder<M>,
+    },
+    /// A stream the peer opened, described by `message`.
+    Stream {
+        /// Who opened it.
+        peer: Peer<M>,
+        /// What the stream is (the message given to `open_stream`).
+        message: M,
+        /// Its bytes.
+        stream: RecvStream,
+    },
+}
+
+/// Answers one request.
+pub struct Responder<M> {
+    id: u64,
+    conn: Arc<Conn<M>>,
+}
+
+impl<M> fmt::Debug for Responder<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder").field("id", &self.id).finish()
+    }
+}
+
+impl<M: Message> Responder<M> {
+    /// Sends the response. Fails if the connection is gone.
+    pub async fn respond(self, message: M) -> Result<()> {
+        self.conn
+            .send_control(Control::Response {
+                id: self.id,
+                body: message,
+            })
+            .await
+    }
+}
+
+/// The connection state behind a [`Peer`].
+pub(crate) struct Conn<M> {
+    remote: Remote,
+    role: Role,
+    link: Arc<Link>,
+    control_tx: mpsc::Sender<Frame>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<M>>>,
+    next_request: AtomicU64,
+    next_stream: AtomicU32,
+    close_reason: Mutex<Option<String>>,
+}
+
+impl<M: Message> Conn<M> {
+    fn disconnected(&self) -> P2pError {
+        P2pError::Disconnected {
+            peer: self.remote.node_id,
+            reason: lock(&self.close_reason)
+                .clone()
+                .unwrap_or_else(|| "closed".into()),
+        }
+    }
+
+    async fn send_control(&self, control: Control<M>) -> Result<()> {
+        let frame = Frame::control(control.encode()?);
+        tokio::select! {
+            sent = self.control_tx.send(frame) => sent.map_err(|_| self.disconnected()),
+            () = self.link.closed.cancelled() => Err(self.disconnected()),
+        }
+    }
+
+    fn close(&self, reason: impl Into<String>) {
+        let mut slot = lock(&self.close_reason);
+        if slot.is_none() {
+            *slot = Some(reason.into());
+        }
+        drop(slot);
+        self.link.closed.cancel();
+    }
+}
+
+/// A connected peer. Cloning is cheap; all clones share the connection.
+pub struct Peer<M> {
+    conn: Arc<Conn<M>>,
+}
+
+impl<M> Clone for Peer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+impl<M> fmt::Debug for Peer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("node_id", &self.conn.remote.node_id)
+            .field("addr", &self.conn.remote.addr)
+            .finish()
+    }
+}
+
+impl<M: Message> Peer<M> {
+    /// The peer's node id, proven by the handshake.
+    pub fn node_id(&self) -> NodeId {
+        self.conn.remote.node_id
+    }
+
+    /// The address the peer says it accepts connections on.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.conn.remote.listen_addr
+    }
+
+    /// The address of the connection's other end.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.conn.remote.addr
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.conn.link.closed.is_cancelled()
+    }
+
+    /// Sends a message that expects no reply.
+    pub async fn send(&self, message: M) -> Result<()> {
+        self.conn.send_control(Control::Notify(message)).await
+    }
+
+    /// Sends a request and waits for its response, at most `timeout`.
+    pub async fn request(&self, message: M, timeout: Duration) -> Result<M> {
+        let id = self.conn.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.conn.pending).insert(id, tx);
+        let asked = async {
+            self.conn
+                .send_control(Control::Request { id, body: message })
+                .await?;
+            rx.await.map_err(|_| self.conn.disconnected())
+        };
+        let answer = tokio::time::timeout(timeout, asked).await;
+        lock(&self.conn.pending).remove(&id);
+        answer.map_err(|_| P2pError::Timeout {
+            peer: self.node_id(),
+            after: timeout,
+        })?
+    }
+
+    /// Opens a stream described by `message`; the peer receives it as an
+    /// [`Event::Stream`]. Write the bytes, then `shutdown()`.
+    pub async fn open_stream(&self, message: M) -> Result<SendStream> {
+        let conn = &self.conn;
+        let n = conn.next_stream.fetch_add(1, Ordering::Relaxed);
+        // Dialers number streams odd, listeners even.
+        let id = StreamId(match conn.role {
+            Role::Dialer => n.wrapping_mul(2).wrapping_add(1),
+            Role::Listener => n.wrapping_mul(2).wrapping_add(2),
+        });
+        let state = conn.link.add_out_stream(id);
+        let frame = Frame::open(id, encode_message(&message)?);
+        let sent = tokio::select! {
+            sent = conn.link.data_tx.send(frame) => sent.is_ok(),
+            () = conn.link.closed.cancelled() => false,
+        };
+        let stream = SendStream::new(id, conn.link.clone(), state);
+        if sent {
+            Ok(stream)
+        } else {
+            Err(conn.disconnected())
+        }
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.conn.close("closed locally");
+    }
+}
+
+/// Sets up a connection after its handshake and runs it until it closes.
+/// Returns the peer handle and the future that drives the connection.
+pub(crate) fn start<M: Message>(
+    framed: Framed<TcpStream, FrameCodec>,
+    remote: Remote,
+    role: Role,
+    config: &TransportConfig,
+    events: mpsc::Sender<Event<M>>,
+    shutdown: CancellationToken,
+) -> (Peer<M>, impl Future<Output = ()> + Send + 'static) {
+    let (data_tx, data_rx) = mpsc::channel(4);
+    let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let link = Arc::new(Link {
+        data_tx,
+        urgent_tx,
+        out_streams: Mutex::default(),
+        in_streams: Mutex::default(),
+        closed: shutdown.child_token(),
+        window: config.stream_window,
+        peer_window: remote.stream_window,
+    });
+    let conn = Arc::new(Conn {
+        remote,
+        role,
+        link,
+        control_tx,
+        pending: Mutex::default(),
+        next_request: AtomicU64::new(1),
+        next_stream: AtomicU32::new(0),
+        close_reason: Mutex::new(None),
+    });
+    let peer = Peer { conn: conn.clone() };
+    let queues = Queues {
+        urgent: urgent_rx,
+        control: control_rx,
+        data: data_rx,
+    };
+    let heartbeat = (config.heartbeat_interval, config.heartbeat_misses);
+    let span = tracing::info_span!(
+        "connection",
+        peer = ?conn.remote.node_id,
+        addr = %conn.remote.addr
+    );
+    let driver = drive(conn, framed, queues, events, heartbeat).instrument(span);
+    (peer, driver)
+}
+
+struct Queues {
+    urgent: mpsc::UnboundedReceiver<Frame>,
+    control: mpsc::Receiver<Frame>,
+    data: mpsc::Receiver<Frame>,
+}
+
+async fn drive<M: Message>(
+    conn: Arc<Conn<M>>,
+    framed: Framed<TcpStream, FrameCodec>,
+    queues: Queues,
+    events: mpsc::Sender<Event<M>>,
+    (interval, misses): (Duration, u32),
+) {
+    let (sink, stream) = framed.split();
+    let last_heard = Mutex::new(Instant::now());
+    let reason = tokio::select! {
+        r = read_loop(&conn, stream, &events, &last_heard) => r,
+        r = write_loop(sink, queues, &last_heard, interval, misses) => r,
+        () = conn.link.closed.cancelled() => lock(&conn.close_reason).clone().unwrap_or_else(|| "transport shut down".into()),
+    };
+    conn.close(reason.clone());
+    conn.link.close_streams();
+    lock(&conn.pending).clear();
+    debug!(%reason, "connection closed");
+    let _ = events
+        .send(Event::Disconnected {
+            peer: conn.remote.node_id,
+            reason,
+        })
+        .await;
+}
+
+type FrameSink = futures::stream::SplitSink<Framed<TcpStream, FrameCodec>, Frame>;
+type FrameStream = futures::stream::SplitStream<Framed<TcpStream, FrameCodec>>;
+
+async fn write_loop(
+    mut sink: FrameSink,
+    mut q: Queues,
+    last_heard: &Mutex<Instant>,
+    interval: Duration,
+    misses: u32,
+) -> String {
+    let mut heartbeat = tokio::time::interval(interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut nonce = 0u64;
+    loop {
+        // Credits and resets first, then control messages, then data: a
+        // control message waits for at most the one data frame being written.
+        let frame = tokio::select! {
+            biased;
+            Some(f) = q.urgent.recv() => f,
+            Some(f) = q.control.recv() => f,
+            Some(f) = q.data.recv() => f,
+            _ = heartbeat.tick() => {
+                let silent = lock(last_heard).elapsed();
+                if silent > interval * misses {
+                    return format!("no frame from the peer for {silent:?}");
+                }
+                nonce += 1;
+                Frame::ping(nonce)
+            }
+        };
+        if let Err(e) = sink.send(frame).await {
+            return format!("write failed: {e}");
+        }
+    }
+}
+
+async fn read_loop<M: Message>(
+    conn: &Arc<Conn<M>>,
+    mut stream: FrameStream,
+    events: &mpsc::Sender<Event<M>>,
+    last_heard: &Mutex<Instant>,
+) -> String {
+    let mut opened = Opened::default();
+    loop {
+        let frame = match stream.next().await {
+            None => return "the peer closed the connection".into(),
+            Some(Err(e)) => {
+                warn!(error = %e, "dropping peer for a protocol error");
+                return format!("protocol error: {e}");
+            }
+            Some(Ok(frame)) => frame,
+        };
+        *lock(last_heard) = Instant::now();
+        if let Err(reason) = handle(conn, frame, events, &mut opened).await {
+            warn!(%reason, "dropping peer for a protocol error");
+            return reason;
+        }
+    }
+}
+
+/// What the reader knows of the streams the peer opened.
+#[derive(Default)]
+struct Opened {
+    /// The highest stream id the peer has opened: ids only grow, so a frame
+    /// for a lower id is for a stream already closed (and is dropped), while
+    /// one for a higher id was never opened (a protocol error).
+    highest: u32,
+    /// Streams the peer reset before their open frame arrived (a reset may
+    /// overtake the open, which waits in the data queue). Bounded.
+    reset_early: std::collections::HashSet<u32>,
+}
+
+/// How many early resets a peer may have outstanding.
+const MAX_EARLY_RESETS: usize = 1024;
+
+fn peer_opened(role: Role, id: StreamId) -> bool {
+    // The peer numbers its streams odd if it dialed (we listen), even if not.
+    match role {
+        Role::Listener => !id.0.is_multiple_of(2),
+        Role::Dialer => id.0.is_multiple_of(2) && id.0 != 0,
+    }
+}
+
+async fn handle<M: Message>(
+    conn: &Arc<Conn<M>>,
+    frame: Frame,
+    events: &mpsc::Sender<Event<M>>,
+    opened: &mut Opened,
+) -> Result<(), String> {
+    let link = &conn.link;
+    let peer = || Peer { conn: conn.clone() };
+    let id = frame.stream;
+    match frame.kind {
+        FrameKind::Control => {
+            let control = Control::<M>::decode(&frame.payload).map_err(|e| e.to_string())?;
+            let event = match control {
+                Control::Notify(message) => Event::Message {
+                    peer: peer(),
+                    message,
+                },
+                Control::Request { id, body } => Event::Request {
+                    peer: peer(),
+                    message: body,
+                    responder: Responder {
+                        id,
+                        conn: conn.clone(),
+                    },
+                },
+                Control::Response { id, body } => {
+                    if let Some(waiter) = lock(&conn.pending).remove(&id) {
+                        let _ = waiter.send(body);
+                    } else {
+                        debug!(id, "response to a request no longer waited for");
+                    }
+                    return Ok(());
+                }
+            };
+            let _ = events.send(event).await;
+        }
+        FrameKind::Open => {
+            if !peer_opened(conn.role, id) || id.0 <= opened.highest {
+                return Err(format!("peer opened stream {id} out of turn"));
+            }
+            opened.highest = id.0;
+            let message: M = decode_message(&frame.payload).map_err(|e| e.to_string())?;
+            if opened.reset_early.remove(&id.0) {
+                debug!(%id, "stream cancelled before it opened");
+                return Ok(());
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let unacked = Arc::new(AtomicU64::new(0));
+            lock(&link.in_streams).insert(
+                id,
+                InStream {
+                    tx,
+                    unacked: unacked.clone(),
+                },
+            );
+            let stream = RecvStream::new(id, link.clone(), rx, unacked);
+            let _ = events
+                .send(Event::Stream {
+                    peer: peer(),
+                    message,
+                    stream,
+                })
+                .await;
+        }
+        FrameKind::Data | FrameKind::End => {
+            let mut streams = lock(&link.in_streams);
+            let Some(stream) = streams.get(&id) else {
+                drop(streams);
+                return stale_or_unknown(conn.role, id, opened.highest, frame.kind);
+            };
+            if frame.kind == FrameKind::End {
+                let _ = stream.tx.send(Chunk::End);
+                streams.remove(&id);
+                return Ok(());
+            }
+            let len = frame.payload.len() as u64;
+            let unacked = stream.unacked.fetch_add(len, Ordering::AcqRel) + len;
+            if unacked > u64::from(link.window) {
+                return Err(format!(
+                    "peer sent {unacked} bytes on stream {id}, past its credit of {}",
+                    link.window
+                ));
+            }
+            let _ = stream.tx.send(Chunk::Data(frame.payload));
+        }
+        FrameKind::Reset => {
+            let code = frame.reset_code().map_err(|e| e.to_string())?;
+            if peer_opened(conn.role, id) {
+                if let Some(stream) = lock(&link.in_streams).remove(&id) {
+                    let _ = stream.tx.send(Chunk::Reset(code));
+                } else if id.0 > opened.highest {
+                    if opened.reset_early.len() >= MAX_EARLY_RESETS {
+                        return Err("too many resets for streams never opened".into());
+                    }
+                    opened.reset_early.insert(id.0);
+                }
+            } else {
+                link.reset_out(id, code);
+            }
+        }
+        FrameKind::Credit => {
+            let bytes = frame.credit_amount().map_err(|e| e.to_string())?;
+            link.grant(id, bytes);
+        }
+        FrameKind::Ping => {
+            let nonce = frame.nonce().map_err(|e| e.to_string())?;
+            // A peer flooding pings gets fewer pongs, not more of our memory.
+            let _ = conn.control_tx.try_send(Frame::pong(nonce));
+        }
+        FrameKind::Pong => {}
+    }
+    Ok(())
+}
+
+fn stale_or_unknown(role: Role, id: StreamId, highest: u32, kind: FrameKind) -> Result<(), String> {
+    if peer_opened(role, id) && id.0 <= highest {
+        // A stream we already closed or refused: its last frames may still
+        // have been on the way.
+        Ok(())
+    } else {
+        Err(format!(
+            "{} frame for stream {id}, which was never opened",
+            kind.name()
+        ))
+    }
+}
