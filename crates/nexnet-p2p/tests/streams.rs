@@ -1,0 +1,186 @@
+//! Many streams on one connection: integrity, fairness with control
+//! messages, and backpressure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use nexnet_p2p::{
+    Event, Events, NetworkSecret, NodeId, Peer, RecvStream, TcpTransport, Transport,
+    TransportConfig,
+};
+use nexnet_testkit::{Pattern, digest_async_reader, pattern_digest};
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::mpsc,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Msg {
+    Ping(u64),
+    Pong(u64),
+    Blob { seed: u64, len: u64 },
+}
+
+async fn node(
+    config: impl FnOnce(&mut TransportConfig),
+    secret: &NetworkSecret,
+) -> (TcpTransport<Msg>, Events<Msg>) {
+    let mut c = TransportConfig::new(NodeId::generate().unwrap(), secret.clone());
+    config(&mut c);
+    TcpTransport::bind("127.0.0.1:0".parse().unwrap(), c)
+        .await
+        .unwrap()
+}
+
+/// Answers pings, and hands every incoming stream to `streams`.
+fn serve(mut events: Events<Msg>, streams: mpsc::UnboundedSender<(Msg, RecvStream)>) {
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Request {
+                    message: Msg::Ping(n),
+                    responder,
+                    ..
+                } => {
+                    tokio::spawn(responder.respond(Msg::Pong(n)));
+                }
+                Event::Stream {
+                    message, stream, ..
+                } => {
+                    let _ = streams.send((message, stream));
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+async fn send_blob(peer: Peer<Msg>, seed: u64, len: u64) {
+    let mut out = peer.open_stream(Msg::Blob { seed, len }).await.unwrap();
+    let mut src = Pattern::new(seed, len);
+    tokio::io::copy(&mut src, &mut out).await.unwrap();
+    out.shutdown().await.unwrap();
+}
+
+/// Reads `count` incoming blobs concurrently and checks each against its pattern.
+fn check_blobs(
+    mut streams: mpsc::UnboundedReceiver<(Msg, RecvStream)>,
+    count: usize,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut readers = Vec::new();
+        for _ in 0..count {
+            let (msg, stream) = streams.recv().await.unwrap();
+            let Msg::Blob { seed, len } = msg else {
+                panic!("unexpected {msg:?}")
+            };
+            readers.push(tokio::spawn(async move {
+                assert_eq!(
+                    digest_async_reader(stream).await.unwrap(),
+                    pattern_digest(seed, len)
+                );
+            }));
+        }
+        for r in readers {
+            r.await.unwrap();
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_64mib_streams_each_way_while_requests_keep_flowing() {
+    const LEN: u64 = 64 << 20;
+    let secret = NetworkSecret::generate().unwrap();
+    let (a, a_events) = node(|_| {}, &secret).await;
+    let (b, b_events) = node(|_| {}, &secret).await;
+    let (a_tx, a_rx) = mpsc::unbounded_channel();
+    let (b_tx, b_rx) = mpsc::unbounded_channel();
+    serve(a_events, a_tx);
+    serve(b_events, b_tx);
+
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+    let to_a = loop {
+        if let Some(p) = b.peers().into_iter().next() {
+            break p;
+        }
+        tokio::task::yield_now().await;
+    };
+
+    let a_checks = check_blobs(a_rx, 3);
+    let b_checks = check_blobs(b_rx, 3);
+    let mut senders = Vec::new();
+    for i in 0..3 {
+        senders.push(tokio::spawn(send_blob(to_b.clone(), i, LEN)));
+        senders.push(tokio::spawn(send_blob(to_a.clone(), 100 + i, LEN)));
+    }
+
+    // Request/responses complete while the streams run.
+    let mut answered = 0u64;
+    while !senders.iter().all(|s| s.is_finished()) {
+        let n = answered;
+        let answer = to_b
+            .request(Msg::Ping(n), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(answer, Msg::Pong(n));
+        answered += 1;
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    a_checks.await.unwrap();
+    b_checks.await.unwrap();
+    assert!(answered > 0, "requests were answered during the transfer");
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_stops_its_writer() {
+    const WINDOW: u32 = 256 * 1024;
+    let secret = NetworkSecret::generate().unwrap();
+    let (a, _a_events) = node(|_| {}, &secret).await;
+    let (b, b_events) = node(|c| c.stream_window = WINDOW, &secret).await;
+    let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+    serve(b_events, b_tx);
+
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+    let mut out = to_b
+        .open_stream(Msg::Blob { seed: 0, len: 0 })
+        .await
+        .unwrap();
+    let (_, mut incoming) = b_rx.recv().await.unwrap();
+
+    // Nobody reads on b. The writer gets as far as b's window and then waits.
+    let chunk = vec![0x5au8; 16 * 1024];
+    let mut accepted = 0u64;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), out.write(&chunk)).await {
+            Ok(n) => accepted += n.unwrap() as u64,
+            Err(_) => break, // blocked: no credit left
+        }
+        assert!(
+            accepted <= u64::from(WINDOW),
+            "writer accepted {accepted} bytes, past the reader's window of {WINDOW}"
+        );
+    }
+    assert_eq!(accepted, u64::from(WINDOW), "the whole window is usable");
+
+    // Once the reader reads, the writer moves on, and every byte arrives.
+    let reader = tokio::spawn(async move {
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = incoming.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return total;
+            }
+            assert!(buf[..n].iter().all(|&b| b == 0x5a));
+            total += n as u64;
+        }
+    });
+    for _ in 0..64 {
+        out.write_all(&chunk).await.unwrap();
+    }
+    out.shutdown().await.unwrap();
+    assert_eq!(reader.await.unwrap(), accepted + 64 * chunk.len() as u64);
+}
