@@ -26,7 +26,8 @@ use tokio::{
 enum Msg {
     Ping(u64),
     Pong(u64),
-    Blob(u64),
+    /// A stream; `true` when both ends use the zero-copy chunk calls.
+    Blob(bool),
 }
 
 const CHUNK: usize = 256 * 1024;
@@ -79,7 +80,7 @@ async fn pair() -> (
 ) {
     let secret = NetworkSecret::generate().unwrap();
     let config = |s: &NetworkSecret| TransportConfig::new(NodeId::generate().unwrap(), s.clone());
-    let (a, _a_events): (TcpTransport<Msg>, Events<Msg>) =
+    let (a, mut a_events): (TcpTransport<Msg>, Events<Msg>) =
         TcpTransport::bind("127.0.0.1:0".parse().unwrap(), config(&secret))
             .await
             .unwrap();
@@ -88,12 +89,33 @@ async fn pair() -> (
         .unwrap();
     let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
+        while let Some(event) = a_events.next().await {
+            if let Event::Disconnected { reason, .. } = event {
+                eprintln!("sender side: connection closed: {reason}");
+            }
+        }
+    });
+    tokio::spawn(async move {
         while let Some(event) = b_events.next().await {
             match event {
-                Event::Stream { stream, .. } => {
+                Event::Stream {
+                    stream,
+                    message: Msg::Blob(zero_copy),
+                    ..
+                } => {
                     let done = done_tx.clone();
                     tokio::spawn(async move {
-                        let _ = done.send(drain(stream).await);
+                        let total = if zero_copy {
+                            let mut stream = stream;
+                            let mut total = 0;
+                            while let Some(chunk) = stream.read_chunk().await.unwrap() {
+                                total += chunk.len() as u64;
+                            }
+                            total
+                        } else {
+                            drain(stream).await
+                        };
+                        let _ = done.send(total);
                     });
                 }
                 Event::Request {
@@ -102,6 +124,9 @@ async fn pair() -> (
                     ..
                 } => {
                     tokio::spawn(responder.respond(Msg::Pong(n)));
+                }
+                Event::Disconnected { reason, .. } => {
+                    eprintln!("receiver side: connection closed: {reason}");
                 }
                 _ => {}
             }
@@ -116,14 +141,26 @@ async fn streams(
     done: &mut tokio::sync::mpsc::UnboundedReceiver<u64>,
     count: u64,
     len: u64,
+    zero_copy: bool,
 ) -> f64 {
     let started = Instant::now();
     let mut senders = Vec::new();
-    for i in 0..count {
+    for _ in 0..count {
         let peer = peer.clone();
         senders.push(tokio::spawn(async move {
-            let out = peer.open_stream(Msg::Blob(i)).await.unwrap();
-            write_zeros(out, len / count).await;
+            let mut out = peer.open_stream(Msg::Blob(zero_copy)).await.unwrap();
+            if zero_copy {
+                let chunk = bytes::Bytes::from(vec![0u8; CHUNK]);
+                let mut left = len / count;
+                while left > 0 {
+                    let n = left.min(CHUNK as u64) as usize;
+                    out.write_chunk(chunk.slice(..n)).await.unwrap();
+                    left -= n as u64;
+                }
+                out.shutdown().await.unwrap();
+            } else {
+                write_zeros(out, len / count).await;
+            }
         }));
     }
     let mut total = 0;
@@ -145,7 +182,7 @@ async fn rtt_under_load(
     let sender = {
         let peer = peer.clone();
         tokio::spawn(async move {
-            let out = peer.open_stream(Msg::Blob(0)).await.unwrap();
+            let out = peer.open_stream(Msg::Blob(false)).await.unwrap();
             write_zeros(out, len).await;
         })
     };
@@ -180,17 +217,28 @@ fn main() {
     rt.block_on(async {
         let (_a, _b, peer, mut done) = pair().await;
         // Warm up the connection and the allocator.
-        streams(&peer, &mut done, 1, 64 << 20).await;
+        streams(&peer, &mut done, 1, 64 << 20, false).await;
+        eprintln!("raw TCP...");
         let raw = raw_tcp(len).await;
-        let one = streams(&peer, &mut done, 1, len).await;
-        let four = streams(&peer, &mut done, 4, len).await;
+        eprintln!("one stream...");
+        let one = streams(&peer, &mut done, 1, len, false).await;
+        eprintln!("four streams...");
+        let four = streams(&peer, &mut done, 4, len, false).await;
+        eprintln!("one stream, zero-copy...");
+        let one_zc = streams(&peer, &mut done, 1, len, true).await;
+        eprintln!("four streams, zero-copy...");
+        let four_zc = streams(&peer, &mut done, 4, len, true).await;
+        eprintln!("raw TCP again...");
         let raw2 = raw_tcp(len).await;
+        eprintln!("round trips under load...");
         let (p50, p99, count) = rtt_under_load(&peer, &mut done, len).await;
         let raw = raw.max(raw2);
         println!("transport over loopback, {mib} MiB per run");
         println!("  raw TcpStream copy       {raw:8.0} MB/s (best of two, before and after)");
-        println!("  one stream               {one:8.0} MB/s  ({:.2}x raw)", one / raw);
+        println!("  one stream               {one:8.0} MB/s  ({:.2}x raw)  AsyncWrite/AsyncRead", one / raw);
         println!("  four concurrent streams  {four:8.0} MB/s  ({:.2}x raw)", four / raw);
+        println!("  one stream, zero-copy    {one_zc:8.0} MB/s  ({:.2}x raw)  write_chunk/read_chunk", one_zc / raw);
+        println!("  four streams, zero-copy  {four_zc:8.0} MB/s  ({:.2}x raw)", four_zc / raw);
         println!("  request/response RTT during a saturating stream: p50 {p50:?}, p99 {p99:?} ({count} requests)");
     });
 }

@@ -5,6 +5,9 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{CodecError, FRAME_HEADER_LEN, Frame, MAX_DATA_PAYLOAD, Result};
 
+/// How much a decoder asks to read at once when a frame is incomplete.
+const READ_AHEAD: usize = 4 * (MAX_DATA_PAYLOAD + FRAME_HEADER_LEN);
+
 /// Encodes and decodes [`Frame`]s, refusing any frame whose payload exceeds
 /// `max_payload`: the length prefix is checked before a byte is buffered
 /// for it.
@@ -44,10 +47,12 @@ impl Decoder for FrameCodec {
             Some(total) => Frame::parse(src, total).map(Some),
             None => {
                 // Reserve what the announced frame needs (already bounded by
-                // `check`), so the read loop does not grow the buffer in steps.
+                // `check`), and room to read a few frames ahead, so the read
+                // loop neither grows the buffer in steps nor reads a frame
+                // per system call.
                 if src.len() >= 4 {
                     let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-                    src.reserve(4 + len - src.len());
+                    src.reserve((4 + len - src.len()).max(READ_AHEAD));
                 }
                 Ok(None)
             }

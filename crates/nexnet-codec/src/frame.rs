@@ -295,13 +295,22 @@ impl Frame {
         })
     }
 
+    /// The 9 bytes that precede the payload on the wire: with the payload
+    /// written after them (a vectored write, say), the frame is complete.
+    pub fn header(&self) -> [u8; FRAME_HEADER_LEN] {
+        // The payload limit keeps this far below u32::MAX (see FrameCodec).
+        let len = (FRAME_HEADER_LEN - 4 + self.payload.len()) as u32;
+        let mut out = [0u8; FRAME_HEADER_LEN];
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        out[4] = self.kind as u8;
+        out[5..].copy_from_slice(&self.stream.0.to_be_bytes());
+        out
+    }
+
     /// Appends the encoded frame to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) {
         dst.reserve(self.wire_len());
-        // The payload limit keeps this far below u32::MAX (see FrameCodec).
-        dst.put_u32((FRAME_HEADER_LEN - 4 + self.payload.len()) as u32);
-        dst.put_u8(self.kind as u8);
-        dst.put_u32(self.stream.0);
+        dst.put_slice(&self.header());
         dst.put_slice(&self.payload);
     }
 }

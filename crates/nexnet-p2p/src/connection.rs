@@ -12,17 +12,26 @@ use std::{
     time::Duration,
 };
 
-use futures::{SinkExt, StreamExt};
+use std::io::IoSlice;
+
+use futures::StreamExt;
 use nexnet_codec::{
     Control, Frame, FrameCodec, FrameKind, StreamId, decode_message, encode_message,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{
-    net::TcpStream,
+    io::AsyncWriteExt,
+    net::{
+        TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
     sync::{mpsc, oneshot},
     time::Instant,
 };
-use tokio_util::{codec::Framed, sync::CancellationToken};
+use tokio_util::{
+    codec::{Framed, FramedRead},
+    sync::CancellationToken,
+};
 use tracing::{Instrument, debug, warn};
 
 use crate::{
@@ -114,7 +123,11 @@ pub(crate) struct Conn<M> {
     pending: Mutex<HashMap<u64, oneshot::Sender<M>>>,
     next_request: AtomicU64,
     next_stream: AtomicU32,
+    /// Held while a stream id is taken and its open frame queued.
+    opening: tokio::sync::Mutex<()>,
     close_reason: Mutex<Option<String>>,
+    /// Largest control message we send: what the peer said it accepts.
+    max_payload: usize,
 }
 
 impl<M: Message> Conn<M> {
@@ -128,7 +141,17 @@ impl<M: Message> Conn<M> {
     }
 
     async fn send_control(&self, control: Control<M>) -> Result<()> {
-        let frame = Frame::control(control.encode()?);
+        let payload = control.encode()?;
+        if payload.len() > self.max_payload {
+            // The peer would drop the connection for it: refuse it here.
+            return Err(P2pError::Protocol(
+                nexnet_codec::CodecError::FrameTooLarge {
+                    len: payload.len() as u64,
+                    max: self.max_payload as u64,
+                },
+            ));
+        }
+        let frame = Frame::control(payload);
         tokio::select! {
             sent = self.control_tx.send(frame) => sent.map_err(|_| self.disconnected()),
             () = self.link.closed.cancelled() => Err(self.disconnected()),
@@ -216,6 +239,10 @@ impl<M: Message> Peer<M> {
     /// [`Event::Stream`]. Write the bytes, then `shutdown()`.
     pub async fn open_stream(&self, message: M) -> Result<SendStream> {
         let conn = &self.conn;
+        let payload = encode_message(&message)?;
+        // Ids must reach the peer in increasing order, so taking an id and
+        // queueing its open frame happen under one lock.
+        let opening = conn.opening.lock().await;
         let n = conn.next_stream.fetch_add(1, Ordering::Relaxed);
         // Dialers number streams odd, listeners even.
         let id = StreamId(match conn.role {
@@ -223,11 +250,11 @@ impl<M: Message> Peer<M> {
             Role::Listener => n.wrapping_mul(2).wrapping_add(2),
         });
         let state = conn.link.add_out_stream(id);
-        let frame = Frame::open(id, encode_message(&message)?);
         let sent = tokio::select! {
-            sent = conn.link.data_tx.send(frame) => sent.is_ok(),
+            sent = conn.link.data_tx.send(Frame::open(id, payload)) => sent.is_ok(),
             () = conn.link.closed.cancelled() => false,
         };
+        drop(opening);
         let stream = SendStream::new(id, conn.link.clone(), state);
         if sent {
             Ok(stream)
@@ -264,6 +291,7 @@ pub(crate) fn start<M: Message>(
         window: config.stream_window,
         peer_window: remote.stream_window,
     });
+    let peer_max_payload = remote.max_payload;
     let conn = Arc::new(Conn {
         remote,
         role,
@@ -272,7 +300,9 @@ pub(crate) fn start<M: Message>(
         pending: Mutex::default(),
         next_request: AtomicU64::new(1),
         next_stream: AtomicU32::new(0),
+        opening: tokio::sync::Mutex::new(()),
         close_reason: Mutex::new(None),
+        max_payload: peer_max_payload,
     });
     let peer = Peer { conn: conn.clone() };
     let queues = Queues {
@@ -303,13 +333,44 @@ async fn drive<M: Message>(
     events: mpsc::Sender<Event<M>>,
     (interval, misses): (Duration, u32),
 ) {
-    let (sink, stream) = framed.split();
-    let last_heard = Mutex::new(Instant::now());
+    // Split the socket: frames are read through the codec (keeping whatever
+    // the handshake already buffered), and written with vectored writes so a
+    // data frame's payload is never copied into a write buffer.
+    let parts = framed.into_parts();
+    let (read_half, sink) = parts.io.into_split();
+    let mut stream = FramedRead::new(read_half, parts.codec);
+    stream.read_buffer_mut().extend_from_slice(&parts.read_buf);
+    // One task reads, one writes, so the two directions use two cores; this
+    // task watches them, and the peer's silence.
+    let last_heard = Arc::new(Mutex::new(Instant::now()));
+    let mut reader = tokio::spawn({
+        let (conn, events, last_heard) = (conn.clone(), events.clone(), last_heard.clone());
+        async move { read_loop(&conn, stream, &events, &last_heard).await }.in_current_span()
+    });
+    let mut writer = tokio::spawn(write_loop(sink, queues, interval).in_current_span());
+    let task_failed = |e: tokio::task::JoinError| format!("connection task failed: {e}");
+    let (mut reader_done, mut writer_done) = (false, false);
     let reason = tokio::select! {
-        r = read_loop(&conn, stream, &events, &last_heard) => r,
-        r = write_loop(sink, queues, &last_heard, interval, misses) => r,
+        r = &mut reader => {
+            reader_done = true;
+            r.unwrap_or_else(task_failed)
+        }
+        r = &mut writer => {
+            writer_done = true;
+            r.unwrap_or_else(task_failed)
+        }
+        r = watchdog(&last_heard, interval, misses) => r,
         () = conn.link.closed.cancelled() => lock(&conn.close_reason).clone().unwrap_or_else(|| "transport shut down".into()),
     };
+    reader.abort();
+    writer.abort();
+    // Wait for both, so the socket is closed when this returns.
+    if !reader_done {
+        let _ = reader.await;
+    }
+    if !writer_done {
+        let _ = writer.await;
+    }
     conn.close(reason.clone());
     conn.link.close_streams();
     lock(&conn.pending).clear();
@@ -322,41 +383,84 @@ async fn drive<M: Message>(
         .await;
 }
 
-type FrameSink = futures::stream::SplitSink<Framed<TcpStream, FrameCodec>, Frame>;
-type FrameStream = futures::stream::SplitStream<Framed<TcpStream, FrameCodec>>;
+type FrameSink = OwnedWriteHalf;
+type FrameStream = FramedRead<OwnedReadHalf, FrameCodec>;
 
-async fn write_loop(
-    mut sink: FrameSink,
-    mut q: Queues,
-    last_heard: &Mutex<Instant>,
-    interval: Duration,
-    misses: u32,
-) -> String {
+/// Writes frames with vectored writes: headers and payloads go to the
+/// socket straight from where they are, never copied into a write buffer.
+async fn write_frames(sink: &mut FrameSink, frames: &[Frame]) -> std::io::Result<()> {
+    let headers: Vec<[u8; nexnet_codec::FRAME_HEADER_LEN]> =
+        frames.iter().map(Frame::header).collect();
+    let mut slices: Vec<IoSlice<'_>> = headers
+        .iter()
+        .zip(frames)
+        .flat_map(|(h, f)| [IoSlice::new(h), IoSlice::new(&f.payload)])
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        let n = sink.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+async fn write_loop(mut sink: FrameSink, mut q: Queues, interval: Duration) -> String {
     let mut heartbeat = tokio::time::interval(interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut nonce = 0u64;
     loop {
         // Credits and resets first, then control messages, then data: a
-        // control message waits for at most the one data frame being written.
+        // control message waits for at most one batch of data frames.
         let frame = tokio::select! {
             biased;
             Some(f) = q.urgent.recv() => f,
             Some(f) = q.control.recv() => f,
             Some(f) = q.data.recv() => f,
             _ = heartbeat.tick() => {
-                let silent = lock(last_heard).elapsed();
-                if silent > interval * misses {
-                    return format!("no frame from the peer for {silent:?}");
-                }
                 nonce += 1;
                 Frame::ping(nonce)
             }
         };
-        if let Err(e) = sink.send(frame).await {
+        // Whatever else is ready goes out in the same system call, still in
+        // priority order; a batch is bounded so control frames arriving
+        // meanwhile wait for at most one batch.
+        let mut batch = vec![frame];
+        let mut bytes = batch[0].wire_len();
+        while batch.len() < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES {
+            let next = q
+                .urgent
+                .try_recv()
+                .or_else(|_| q.control.try_recv())
+                .or_else(|_| q.data.try_recv());
+            let Ok(frame) = next else { break };
+            bytes += frame.wire_len();
+            batch.push(frame);
+        }
+        if let Err(e) = write_frames(&mut sink, &batch).await {
             return format!("write failed: {e}");
         }
     }
 }
+
+/// Ends the connection once the peer has been silent (no frame at all, not
+/// even a pong) for `misses` heartbeat intervals. Separate from the writer, so
+/// a write blocked on a dead peer cannot hide its death.
+async fn watchdog(last_heard: &Mutex<Instant>, interval: Duration, misses: u32) -> String {
+    loop {
+        tokio::time::sleep(interval).await;
+        let silent = lock(last_heard).elapsed();
+        if silent > interval * misses {
+            return format!("no frame from the peer for {silent:?}");
+        }
+    }
+}
+
+const MAX_BATCH_FRAMES: usize = 16;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 async fn read_loop<M: Message>(
     conn: &Arc<Conn<M>>,

@@ -22,6 +22,8 @@ pub(crate) struct Remote {
     pub listen_addr: Option<SocketAddr>,
     pub addr: SocketAddr,
     pub stream_window: u32,
+    /// The largest frame payload the peer accepts.
+    pub max_payload: usize,
 }
 
 /// Which side of the connection we are.
@@ -93,6 +95,7 @@ pub(crate) async fn handshake(
         listen_addr: their_hello.listen_addr,
         addr,
         stream_window: their_hello.stream_window,
+        max_payload: usize::try_from(their_hello.max_payload).unwrap_or(usize::MAX),
     };
     if remote.node_id == config.node_id {
         return Err(P2pError::SelfConnection { addr });

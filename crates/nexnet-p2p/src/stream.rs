@@ -176,14 +176,17 @@ impl SendStream {
     }
 }
 
-impl AsyncWrite for SendStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+impl SendStream {
+    /// Queues one data frame of at most `want` bytes, made by `take(n)` once
+    /// credit and queue space for `n` bytes exist.
+    fn poll_send(
+        &mut self,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        want: usize,
+        take: impl FnOnce(usize) -> Bytes,
     ) -> Poll<io::Result<usize>> {
         self.check_open()?;
-        if buf.is_empty() {
+        if want == 0 {
             return Poll::Ready(Ok(0));
         }
         ready!(self.sender.poll_reserve(cx)).map_err(|_| closed_error())?;
@@ -199,16 +202,38 @@ impl AsyncWrite for SendStream {
                 self.check_open()?;
                 return Poll::Pending;
             }
-            let n = buf
-                .len()
+            let n = want
                 .min(MAX_DATA_PAYLOAD)
                 .min(usize::try_from(state.credit).unwrap_or(usize::MAX));
             state.credit -= n as u64;
             n
         };
-        let frame = Frame::data(self.id, Bytes::copy_from_slice(&buf[..n]));
+        let frame = Frame::data(self.id, take(n));
         self.sender.send_item(frame).map_err(|_| closed_error())?;
         Poll::Ready(Ok(n))
+    }
+
+    /// Sends `bytes` without copying them (the zero-copy counterpart of
+    /// `write_all`): they are cut into frames that share its buffer.
+    pub async fn write_chunk(&mut self, mut bytes: Bytes) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            while !bytes.is_empty() {
+                let len = bytes.len();
+                ready!(self.poll_send(cx, len, |n| bytes.split_to(n)))?;
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
+
+impl AsyncWrite for SendStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, buf.len(), |n| Bytes::copy_from_slice(&buf[..n]))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -302,22 +327,29 @@ impl RecvStream {
     }
 }
 
-impl AsyncRead for RecvStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+impl RecvStream {
+    /// The next piece of the stream as it arrived, without copying it (the
+    /// zero-copy counterpart of `read`); `None` at the clean end.
+    pub async fn read_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        std::future::poll_fn(|cx| {
+            if !ready!(self.poll_fill(cx))? {
+                return Poll::Ready(Ok(None));
+            }
+            let chunk = std::mem::take(&mut self.current);
+            self.credit(chunk.len());
+            Poll::Ready(Ok(Some(chunk)))
+        })
+        .await
+    }
+
+    /// Makes `current` non-empty (`true`), or reports the clean end (`false`).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         loop {
             if !self.current.is_empty() {
-                let n = self.current.len().min(buf.remaining());
-                buf.put_slice(&self.current[..n]);
-                self.current.advance(n);
-                self.credit(n);
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(true));
             }
             match self.end {
-                Some(Ok(())) => return Poll::Ready(Ok(())),
+                Some(Ok(())) => return Poll::Ready(Ok(false)),
                 Some(Err(code)) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::ConnectionReset,
@@ -338,6 +370,23 @@ impl AsyncRead for RecvStream {
                 }
             }
         }
+    }
+}
+
+impl AsyncRead for RecvStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 || !ready!(self.poll_fill(cx))? {
+            return Poll::Ready(Ok(()));
+        }
+        let n = self.current.len().min(buf.remaining());
+        buf.put_slice(&self.current[..n]);
+        self.current.advance(n);
+        self.credit(n);
+        Poll::Ready(Ok(()))
     }
 }
 

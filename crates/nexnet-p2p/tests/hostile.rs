@@ -409,3 +409,30 @@ async fn a_frame_of_unknown_kind_is_dropped() {
     target.still_serves().await;
     target.close().await;
 }
+
+#[tokio::test]
+async fn a_peer_silent_after_the_handshake_is_dropped_by_the_watchdog() {
+    let secret = random32();
+    let mut config = TransportConfig::new(
+        NodeId::generate().unwrap(),
+        NetworkSecret::from_bytes(secret),
+    );
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.heartbeat_misses = 3;
+    let (transport, events) = TcpTransport::bind(LOOPBACK.parse().unwrap(), config)
+        .await
+        .unwrap();
+    let mut target = Target {
+        transport,
+        secret,
+        seen: serve(events),
+    };
+    let (mut stream, id, _) = raw_handshake(target.addr(), &secret).await;
+    target.wait_connected(id).await;
+    // From here on say nothing, not even a pong, and keep the socket open.
+    let reason = target.wait_disconnected(id).await;
+    assert!(reason.contains("no frame"), "{reason}");
+    expect_closed(&mut stream).await;
+    target.still_serves().await;
+    target.close().await;
+}

@@ -184,3 +184,69 @@ async fn a_reader_that_stops_reading_stops_its_writer() {
     out.shutdown().await.unwrap();
     assert_eq!(reader.await.unwrap(), accepted + 64 * chunk.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_streams_opened_at_once_all_arrive() {
+    // Stream ids must reach the peer in order even when many tasks open
+    // streams at the same moment.
+    let secret = NetworkSecret::generate().unwrap();
+    let (a, _a_events) = node(|_| {}, &secret).await;
+    let (b, b_events) = node(|_| {}, &secret).await;
+    let (b_tx, b_rx) = mpsc::unbounded_channel();
+    serve(b_events, b_tx);
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+    let checks = check_blobs(b_rx, 64);
+    let senders: Vec<_> = (0..64)
+        .map(|i| tokio::spawn(send_blob(to_b.clone(), 1000 + i, 20_000 + i)))
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    checks.await.unwrap();
+    assert!(!to_b.is_closed());
+}
+
+#[tokio::test]
+async fn a_mute_listener_times_out_and_a_closed_peer_is_noticed() {
+    use tokio::net::TcpListener;
+    // A "peer" that accepts and then never says a word: the dialer gives up
+    // on the handshake. (A peer silent after the handshake is the watchdog's
+    // case, in tests/hostile.rs.)
+    let secret = NetworkSecret::generate().unwrap();
+    let quick = |c: &mut TransportConfig| {
+        c.heartbeat_interval = Duration::from_millis(100);
+        c.heartbeat_misses = 3;
+        c.handshake_timeout = Duration::from_millis(300);
+    };
+    let (a, mut a_events) = node(quick, &secret).await;
+    let mute = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let _held = tokio::spawn(async move {
+        let (socket, _) = mute.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(socket);
+    });
+    let err = a.dial(mute_addr).await.unwrap_err();
+    assert!(
+        matches!(err, nexnet_p2p::P2pError::HandshakeTimeout { .. }),
+        "{err}"
+    );
+
+    // Now a real peer whose transport is closed abruptly: the survivor
+    // notices through its events.
+    let (b, _b_events) = node(quick, &secret).await;
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+    b.close().await;
+    let reason = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Event::Disconnected { peer, reason }) = a_events.next().await {
+                assert_eq!(peer, to_b.node_id());
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("the dead peer is noticed");
+    assert!(!reason.is_empty());
+    assert!(to_b.is_closed());
+}
