@@ -58,6 +58,21 @@ fn proof(config: &TransportConfig, role: Role, transcript: &[u8]) -> HmacSha256 
     mac
 }
 
+/// The next handshake message and its wire bytes.
+async fn receive(
+    framed: &mut Framed<TcpStream, HandshakeCodec>,
+    addr: SocketAddr,
+) -> Result<(Handshake, Vec<u8>)> {
+    match framed.next().await {
+        Some(message) => Ok(message?),
+        None => Err(unexpected(addr, "connection closed during the handshake")),
+    }
+}
+
+fn unexpected(addr: SocketAddr, reason: &'static str) -> P2pError {
+    P2pError::Handshake { addr, reason }
+}
+
 /// Runs the handshake on a fresh connection and returns it switched to frames.
 pub(crate) async fn handshake(
     stream: TcpStream,
@@ -79,16 +94,9 @@ pub(crate) async fn handshake(
     let my_wire = hello.to_wire()?;
     framed.send(&hello).await?;
 
-    let closed = P2pError::Handshake {
-        addr,
-        reason: "connection closed during the handshake",
-    };
-    let (theirs, their_wire) = framed.next().await.ok_or(closed)??;
-    let Handshake::Hello(their_hello) = theirs else {
-        return Err(P2pError::Handshake {
-            addr,
-            reason: "expected a hello",
-        });
+    let (their_hello, their_wire) = match receive(&mut framed, addr).await? {
+        (Handshake::Hello(hello), wire) => (hello, wire),
+        _ => return Err(unexpected(addr, "expected a hello")),
     };
     let remote = Remote {
         node_id: NodeId::from_bytes(their_hello.node_id),
@@ -117,16 +125,9 @@ pub(crate) async fn handshake(
     mac.copy_from_slice(&mine);
     framed.send(&Handshake::Proof(Proof { mac })).await?;
 
-    let closed = P2pError::Handshake {
-        addr,
-        reason: "connection closed during the handshake",
-    };
-    let (theirs, _) = framed.next().await.ok_or(closed)??;
-    let Handshake::Proof(their_proof) = theirs else {
-        return Err(P2pError::Handshake {
-            addr,
-            reason: "expected a proof",
-        });
+    let their_proof = match receive(&mut framed, addr).await? {
+        (Handshake::Proof(proof), _) => proof,
+        _ => return Err(unexpected(addr, "expected a proof")),
     };
     // Constant-time comparison.
     proof(config, role.other(), &transcript)
