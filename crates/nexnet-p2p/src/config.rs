@@ -17,6 +17,10 @@ pub struct TransportConfig {
     pub advertise: Option<SocketAddr>,
     /// Most connections at once, in and out (default 256).
     pub max_connections: usize,
+    /// Most incoming handshakes in progress at once (default 64). Peers
+    /// take a connection slot only once they have proved the secret, so
+    /// strangers cannot crowd out members.
+    pub max_handshakes: usize,
     /// Time allowed for connecting and the handshake (default 5 s).
     pub handshake_timeout: Duration,
     /// How often a connection is pinged (default 5 s).
@@ -28,6 +32,10 @@ pub struct TransportConfig {
     pub stream_window: u32,
     /// Largest frame payload accepted (default 1 MiB).
     pub max_payload: usize,
+    /// Most streams a peer may have open towards us at once (default 64);
+    /// more are refused with a reset. With `stream_window`, this bounds what
+    /// one connection's streams can hold: 64 MiB by default.
+    pub max_streams: usize,
     /// Events buffered for the application before connections wait (default 1024).
     pub event_capacity: usize,
 }
@@ -40,11 +48,13 @@ impl TransportConfig {
             secret,
             advertise: None,
             max_connections: 256,
+            max_handshakes: 64,
             handshake_timeout: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_misses: 3,
             stream_window: 1 << 20,
             max_payload: 1 << 20,
+            max_streams: 64,
             event_capacity: 1024,
         }
     }

@@ -14,9 +14,11 @@ use std::{
 
 use std::io::IoSlice;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use nexnet_codec::{
-    Control, Frame, FrameCodec, FrameKind, StreamId, decode_message, encode_message,
+    Control, Frame, FrameCodec, FrameKind, MAX_DATA_PAYLOAD, ResetCode, StreamId, decode_message,
+    encode_message,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{
@@ -128,6 +130,8 @@ pub(crate) struct Conn<M> {
     close_reason: Mutex<Option<String>>,
     /// Largest control message we send: what the peer said it accepts.
     max_payload: usize,
+    /// Most streams the peer may have open towards us at once.
+    max_streams: usize,
 }
 
 impl<M: Message> Conn<M> {
@@ -244,19 +248,25 @@ impl<M: Message> Peer<M> {
         // queueing its open frame happen under one lock.
         let opening = conn.opening.lock().await;
         let n = conn.next_stream.fetch_add(1, Ordering::Relaxed);
-        // Dialers number streams odd, listeners even.
-        let id = StreamId(match conn.role {
-            Role::Dialer => n.wrapping_mul(2).wrapping_add(1),
-            Role::Listener => n.wrapping_mul(2).wrapping_add(2),
-        });
-        let state = conn.link.add_out_stream(id);
+        // Dialers number streams odd, listeners even; ids never wrap.
+        let id = match conn.role {
+            Role::Dialer => n.checked_mul(2).and_then(|n| n.checked_add(1)),
+            Role::Listener => n.checked_mul(2).and_then(|n| n.checked_add(2)),
+        }
+        .map(StreamId)
+        .ok_or(P2pError::StreamIdsExhausted {
+            peer: conn.remote.node_id,
+        })?;
+        // Made before the await: if this future is dropped, so is the
+        // stream, and its bookkeeping with it.
+        let mut stream = SendStream::new(id, conn.link.clone(), conn.link.add_out_stream(id));
         let sent = tokio::select! {
             sent = conn.link.data_tx.send(Frame::open(id, payload)) => sent.is_ok(),
             () = conn.link.closed.cancelled() => false,
         };
         drop(opening);
-        let stream = SendStream::new(id, conn.link.clone(), state);
         if sent {
+            stream.announced();
             Ok(stream)
         } else {
             Err(conn.disconnected())
@@ -303,6 +313,7 @@ pub(crate) fn start<M: Message>(
         opening: tokio::sync::Mutex::new(()),
         close_reason: Mutex::new(None),
         max_payload: peer_max_payload,
+        max_streams: config.max_streams,
     });
     let peer = Peer { conn: conn.clone() };
     let queues = Queues {
@@ -310,13 +321,17 @@ pub(crate) fn start<M: Message>(
         control: control_rx,
         data: data_rx,
     };
-    let heartbeat = (config.heartbeat_interval, config.heartbeat_misses);
+    // Zero would make the heartbeat spin (and `interval` panic).
+    let heartbeat = (
+        config.heartbeat_interval.max(Duration::from_millis(10)),
+        config.heartbeat_misses.max(1),
+    );
     let span = tracing::info_span!(
         "connection",
         peer = ?conn.remote.node_id,
         addr = %conn.remote.addr
     );
-    let driver = drive(conn, framed, queues, events, heartbeat).instrument(span);
+    let driver = drive(conn, framed, queues, events, heartbeat, shutdown).instrument(span);
     (peer, driver)
 }
 
@@ -332,6 +347,7 @@ async fn drive<M: Message>(
     queues: Queues,
     events: mpsc::Sender<Event<M>>,
     (interval, misses): (Duration, u32),
+    shutdown: CancellationToken,
 ) {
     // Split the socket: frames are read through the codec (keeping whatever
     // the handshake already buffered), and written with vectored writes so a
@@ -347,7 +363,8 @@ async fn drive<M: Message>(
         let (conn, events, last_heard) = (conn.clone(), events.clone(), last_heard.clone());
         async move { read_loop(&conn, stream, &events, &last_heard).await }.in_current_span()
     });
-    let mut writer = tokio::spawn(write_loop(sink, queues, interval).in_current_span());
+    let mut writer =
+        tokio::spawn(write_loop(sink, queues, interval, interval * misses).in_current_span());
     let task_failed = |e: tokio::task::JoinError| format!("connection task failed: {e}");
     let (mut reader_done, mut writer_done) = (false, false);
     let reason = tokio::select! {
@@ -375,12 +392,16 @@ async fn drive<M: Message>(
     conn.link.close_streams();
     lock(&conn.pending).clear();
     debug!(%reason, "connection closed");
-    let _ = events
-        .send(Event::Disconnected {
-            peer: conn.remote.node_id,
-            reason,
-        })
-        .await;
+    let event = Event::Disconnected {
+        peer: conn.remote.node_id,
+        reason,
+    };
+    // A closing transport does not wait for an application that has stopped
+    // taking events (close() waits for this task).
+    tokio::select! {
+        _ = events.send(event) => {}
+        () = shutdown.cancelled() => {}
+    }
 }
 
 type FrameSink = OwnedWriteHalf;
@@ -408,7 +429,12 @@ async fn write_frames(sink: &mut FrameSink, frames: &[Frame]) -> std::io::Result
     Ok(())
 }
 
-async fn write_loop(mut sink: FrameSink, mut q: Queues, interval: Duration) -> String {
+async fn write_loop(
+    mut sink: FrameSink,
+    mut q: Queues,
+    interval: Duration,
+    stall_limit: Duration,
+) -> String {
     let mut heartbeat = tokio::time::interval(interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut nonce = 0u64;
@@ -440,8 +466,12 @@ async fn write_loop(mut sink: FrameSink, mut q: Queues, interval: Duration) -> S
             bytes += frame.wire_len();
             batch.push(frame);
         }
-        if let Err(e) = write_frames(&mut sink, &batch).await {
-            return format!("write failed: {e}");
+        // A peer that stops reading would block this write forever: give it
+        // as long as the watchdog gives a silent peer.
+        match tokio::time::timeout(stall_limit, write_frames(&mut sink, &batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return format!("write failed: {e}"),
+            Err(_) => return format!("the peer has not read for {stall_limit:?}"),
         }
     }
 }
@@ -479,7 +509,7 @@ async fn read_loop<M: Message>(
             Some(Ok(frame)) => frame,
         };
         *lock(last_heard) = Instant::now();
-        if let Err(reason) = handle(conn, frame, events, &mut opened).await {
+        if let Err(reason) = handle(conn, frame, events, &mut opened, last_heard).await {
             warn!(%reason, "dropping peer for a protocol error");
             return reason;
         }
@@ -498,8 +528,24 @@ struct Opened {
     reset_early: std::collections::HashSet<u32>,
 }
 
+/// Hands an event to the application. While the application is slow to
+/// take it, this connection is not reading, so the peer's silence is ours:
+/// keep the watchdog from blaming the peer for it.
+async fn deliver<M>(events: &mpsc::Sender<Event<M>>, event: Event<M>, last_heard: &Mutex<Instant>) {
+    let mut send = std::pin::pin!(events.send(event));
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), &mut send).await {
+            Ok(_) => return,
+            Err(_) => *lock(last_heard) = Instant::now(),
+        }
+    }
+}
+
 /// How many early resets a peer may have outstanding.
 const MAX_EARLY_RESETS: usize = 1024;
+
+/// Data payloads below this are copied out of the read buffer.
+const SMALL_PAYLOAD: usize = 4096;
 
 fn peer_opened(role: Role, id: StreamId) -> bool {
     // The peer numbers its streams odd if it dialed (we listen), even if not.
@@ -514,6 +560,7 @@ async fn handle<M: Message>(
     frame: Frame,
     events: &mpsc::Sender<Event<M>>,
     opened: &mut Opened,
+    last_heard: &Mutex<Instant>,
 ) -> Result<(), String> {
     let link = &conn.link;
     let peer = || Peer { conn: conn.clone() };
@@ -543,7 +590,7 @@ async fn handle<M: Message>(
                     return Ok(());
                 }
             };
-            let _ = events.send(event).await;
+            deliver(events, event, last_heard).await;
         }
         FrameKind::Open => {
             if !peer_opened(conn.role, id) || id.0 <= opened.highest {
@@ -553,6 +600,12 @@ async fn handle<M: Message>(
             let message: M = decode_message(&frame.payload).map_err(|e| e.to_string())?;
             if opened.reset_early.remove(&id.0) {
                 debug!(%id, "stream cancelled before it opened");
+                return Ok(());
+            }
+            if lock(&link.in_streams).len() >= conn.max_streams {
+                // Refused, not fatal: the peer may retry once others end.
+                debug!(%id, "too many open streams; refusing");
+                let _ = link.urgent_tx.send(Frame::reset(id, ResetCode::Refused));
                 return Ok(());
             }
             let (tx, rx) = mpsc::unbounded_channel();
@@ -565,13 +618,12 @@ async fn handle<M: Message>(
                 },
             );
             let stream = RecvStream::new(id, link.clone(), rx, unacked);
-            let _ = events
-                .send(Event::Stream {
-                    peer: peer(),
-                    message,
-                    stream,
-                })
-                .await;
+            let event = Event::Stream {
+                peer: peer(),
+                message,
+                stream,
+            };
+            deliver(events, event, last_heard).await;
         }
         FrameKind::Data | FrameKind::End => {
             let mut streams = lock(&link.in_streams);
@@ -584,6 +636,12 @@ async fn handle<M: Message>(
                 streams.remove(&id);
                 return Ok(());
             }
+            if frame.payload.len() > MAX_DATA_PAYLOAD {
+                return Err(format!(
+                    "data frame of {} bytes on stream {id}, above {MAX_DATA_PAYLOAD}",
+                    frame.payload.len()
+                ));
+            }
             let len = frame.payload.len() as u64;
             let unacked = stream.unacked.fetch_add(len, Ordering::AcqRel) + len;
             if unacked > u64::from(link.window) {
@@ -592,7 +650,14 @@ async fn handle<M: Message>(
                     link.window
                 ));
             }
-            let _ = stream.tx.send(Chunk::Data(frame.payload));
+            // A small payload is copied out, so it cannot keep a whole read
+            // buffer alive while the window counts only its few bytes.
+            let payload = if frame.payload.len() < SMALL_PAYLOAD {
+                Bytes::copy_from_slice(&frame.payload)
+            } else {
+                frame.payload
+            };
+            let _ = stream.tx.send(Chunk::Data(payload));
         }
         FrameKind::Reset => {
             let code = frame.reset_code().map_err(|e| e.to_string())?;

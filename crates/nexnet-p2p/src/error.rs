@@ -87,6 +87,13 @@ pub enum P2pError {
     #[error("OS random number generator failed: {0}")]
     Rng(String),
 
+    /// Every stream id of this connection has been used.
+    #[error("connection to {peer} has used all its stream ids; reconnect")]
+    StreamIdsExhausted {
+        /// The peer.
+        peer: NodeId,
+    },
+
     /// The transport is shut down.
     #[error("transport is shut down")]
     Shutdown,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt};
 use hmac::{Hmac, KeyInit, Mac};
-use nexnet_codec::{FrameCodec, Handshake, HandshakeCodec, Hello, Proof};
+use nexnet_codec::{FrameCodec, Handshake, HandshakeCodec, Hello, MAX_DATA_PAYLOAD, Proof};
 use sha2::Sha256;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -88,7 +88,9 @@ pub(crate) async fn handshake(
         node_id: *config.node_id.as_bytes(),
         listen_addr,
         nonce,
-        max_payload: u32::try_from(config.max_payload).unwrap_or(u32::MAX),
+        // What our decoder really accepts (the codec clamps the setting).
+        max_payload: u32::try_from(FrameCodec::new(config.max_payload).max_payload())
+            .unwrap_or(u32::MAX),
         stream_window: config.stream_window,
     });
     let my_wire = hello.to_wire()?;
@@ -107,6 +109,16 @@ pub(crate) async fn handshake(
     };
     if remote.node_id == config.node_id {
         return Err(P2pError::SelfConnection { addr });
+    }
+    if remote.stream_window == 0 {
+        // Our streams to it would never get credit.
+        return Err(unexpected(addr, "peer offers a zero stream window"));
+    }
+    if remote.max_payload < MAX_DATA_PAYLOAD {
+        return Err(unexpected(
+            addr,
+            "peer accepts frames smaller than a data frame",
+        ));
     }
 
     let mut transcript = Vec::with_capacity(my_wire.len() + their_wire.len());

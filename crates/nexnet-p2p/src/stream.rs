@@ -130,6 +130,8 @@ pub struct SendStream {
     sender: PollSender<Frame>,
     state: Arc<Mutex<OutState>>,
     finished: bool,
+    /// Whether its open frame was queued (else a drop has nothing to reset).
+    announced: bool,
 }
 
 impl SendStream {
@@ -141,7 +143,12 @@ impl SendStream {
             sender,
             state,
             finished: false,
+            announced: false,
         }
+    }
+
+    pub(crate) fn announced(&mut self) {
+        self.announced = true;
     }
 
     /// The stream's id on its connection.
@@ -262,6 +269,8 @@ impl Drop for SendStream {
     fn drop(&mut self) {
         if !self.finished {
             lock(&self.link.out_streams).remove(&self.id);
+        }
+        if !self.finished && self.announced {
             let _ = self
                 .link
                 .urgent_tx

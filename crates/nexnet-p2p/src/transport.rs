@@ -97,6 +97,7 @@ struct Inner<M> {
     peers: Mutex<HashMap<u64, Peer<M>>>,
     next_conn: std::sync::atomic::AtomicU64,
     limit: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -121,6 +122,7 @@ impl<M: Message> TcpTransport<M> {
         let inner = Arc::new(Inner {
             advertised: config.advertise.unwrap_or(local_addr),
             limit: Arc::new(Semaphore::new(config.max_connections)),
+            handshakes: Arc::new(Semaphore::new(config.max_handshakes.max(1))),
             config,
             local_addr,
             events,
@@ -152,15 +154,18 @@ async fn accept_loop<M: Message>(inner: Arc<Inner<M>>, listener: TcpListener) {
                 continue;
             }
         };
-        let Ok(permit) = inner.limit.clone().try_acquire_owned() else {
-            warn!(%addr, limit = inner.config.max_connections, "connection limit reached; refusing");
+        // Strangers get a handshake slot, not a connection slot: only a
+        // peer that proved the secret can occupy one of those.
+        let Ok(handshaking) = inner.handshakes.clone().try_acquire_owned() else {
+            warn!(%addr, "too many handshakes in progress; refusing");
             continue;
         };
         let inner2 = inner.clone();
         inner.tasks.spawn(async move {
-            if let Err(e) = establish(&inner2, socket, addr, Role::Listener, permit).await {
+            if let Err(e) = establish(&inner2, socket, addr, Role::Listener, None).await {
                 warn!(%addr, reason = %e, "refused incoming connection");
             }
+            drop(handshaking);
         });
     }
 }
@@ -171,7 +176,7 @@ async fn establish<M: Message>(
     socket: TcpStream,
     addr: SocketAddr,
     role: Role,
-    permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Result<Peer<M>> {
     let _ = socket.set_nodelay(true);
     let after = inner.config.handshake_timeout;
@@ -181,6 +186,15 @@ async fn establish<M: Message>(
     )
     .await
     .map_err(|_| P2pError::HandshakeTimeout { addr, after })??;
+    let permit =
+        match permit {
+            Some(permit) => permit,
+            None => inner.limit.clone().try_acquire_owned().map_err(|_| {
+                P2pError::TooManyConnections {
+                    limit: inner.config.max_connections,
+                }
+            })?,
+        };
     info!(peer = ?remote.node_id, %addr, ?role, "peer connected");
 
     let (peer, driver) = connection::start(
@@ -195,13 +209,19 @@ async fn establish<M: Message>(
         .next_conn
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     lock(&inner.peers).insert(key, peer.clone());
+    // Connected goes out before the connection runs, so it precedes every
+    // event of the peer. A transport that is closing does not wait for an
+    // application that no longer takes events.
+    tokio::select! {
+        _ = inner.events.send(Event::Connected(peer.clone())) => {}
+        () = inner.shutdown.cancelled() => {}
+    }
     let inner2 = inner.clone();
     inner.tasks.spawn(async move {
         driver.await;
         lock(&inner2.peers).remove(&key);
         drop(permit);
     });
-    let _ = inner.events.send(Event::Connected(peer.clone())).await;
     Ok(peer)
 }
 
@@ -236,7 +256,7 @@ impl<M: Message> Transport<M> for TcpTransport<M> {
                 addr,
                 source,
             })?;
-        establish(inner, socket, addr, Role::Dialer, permit).await
+        establish(inner, socket, addr, Role::Dialer, Some(permit)).await
     }
 
     fn peers(&self) -> Vec<Peer<M>> {

@@ -250,3 +250,84 @@ async fn a_mute_listener_times_out_and_a_closed_peer_is_noticed() {
     assert!(!reason.is_empty());
     assert!(to_b.is_closed());
 }
+
+#[tokio::test]
+async fn streams_past_the_limit_are_refused_and_the_rest_carry_on() {
+    let secret = NetworkSecret::generate().unwrap();
+    let (a, _a_events) = node(|_| {}, &secret).await;
+    let (b, b_events) = node(|c| c.max_streams = 2, &secret).await;
+    let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+    serve(b_events, b_tx);
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+
+    // Two streams are accepted and held open; the third is refused.
+    let mut held = Vec::new();
+    for seed in 0..2 {
+        let mut out = to_b.open_stream(Msg::Blob { seed, len: 3 }).await.unwrap();
+        out.write_all(b"abc").await.unwrap();
+        held.push(out);
+    }
+    let mut refused = to_b
+        .open_stream(Msg::Blob { seed: 9, len: 0 })
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Err(e) = refused.write_all(&[0u8; 1024]).await {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the refused stream's writer learns of it");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+
+    // The accepted streams are intact and the connection is healthy.
+    for mut out in held {
+        out.shutdown().await.unwrap();
+    }
+    for _ in 0..2 {
+        let (_, mut stream) = b_rx.recv().await.unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abc");
+    }
+    assert_eq!(
+        to_b.request(Msg::Ping(5), Duration::from_secs(5))
+            .await
+            .unwrap(),
+        Msg::Pong(5)
+    );
+}
+
+#[tokio::test]
+async fn strangers_cannot_take_the_connection_slots() {
+    use tokio::net::TcpStream;
+    let secret = NetworkSecret::generate().unwrap();
+    let (b, b_events) = node(
+        |c| {
+            c.max_connections = 1;
+            c.max_handshakes = 4;
+        },
+        &secret,
+    )
+    .await;
+    let (b_tx, _b_rx) = mpsc::unbounded_channel();
+    serve(b_events, b_tx);
+    // Idle strangers, connected but never speaking.
+    let mut strangers = Vec::new();
+    for _ in 0..3 {
+        strangers.push(TcpStream::connect(b.local_addr()).await.unwrap());
+    }
+    // A member still gets the one connection slot.
+    let (a, _a_events) = node(|_| {}, &secret).await;
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+    assert_eq!(
+        to_b.request(Msg::Ping(1), Duration::from_secs(5))
+            .await
+            .unwrap(),
+        Msg::Pong(1)
+    );
+    drop(strangers);
+}
