@@ -331,3 +331,44 @@ async fn strangers_cannot_take_the_connection_slots() {
     );
     drop(strangers);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_every_interesting_size_arrives_intact() {
+    let secret = NetworkSecret::generate().unwrap();
+    let (a, _a_events) = node(|_| {}, &secret).await;
+    let (b, b_events) = node(|_| {}, &secret).await;
+    let (b_tx, mut b_rx) = mpsc::unbounded_channel();
+    serve(b_events, b_tx);
+    let to_b = a.dial(b.local_addr()).await.unwrap();
+    for (seed, &size) in nexnet_testkit::INTERESTING_SIZES.iter().enumerate() {
+        let (seed, size) = (seed as u64, size as u64);
+        let sender = tokio::spawn(send_blob(to_b.clone(), seed, size));
+        let (msg, stream) = b_rx.recv().await.unwrap();
+        assert_eq!(msg, Msg::Blob { seed, len: size });
+        assert_eq!(
+            digest_async_reader(stream).await.unwrap(),
+            pattern_digest(seed, size),
+            "size {size}"
+        );
+        sender.await.unwrap();
+
+        // And through the zero-copy calls.
+        let mut out = to_b
+            .open_stream(Msg::Blob { seed, len: size })
+            .await
+            .unwrap();
+        let bytes = bytes::Bytes::from(Pattern::to_vec(seed, size as usize));
+        let writer = tokio::spawn(async move {
+            out.write_chunk(bytes).await.unwrap();
+            out.shutdown().await.unwrap();
+        });
+        let (_, mut stream) = b_rx.recv().await.unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.read_chunk().await.unwrap() {
+            assert!(chunk.len() <= 64 * 1024, "frames are at most 64 KiB");
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got, Pattern::to_vec(seed, size as usize), "size {size}");
+        writer.await.unwrap();
+    }
+}
