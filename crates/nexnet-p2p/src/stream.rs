@@ -391,10 +391,30 @@ impl AsyncRead for RecvStream {
         if buf.remaining() == 0 || !ready!(self.poll_fill(cx))? {
             return Poll::Ready(Ok(()));
         }
-        let n = self.current.len().min(buf.remaining());
-        buf.put_slice(&self.current[..n]);
-        self.current.advance(n);
-        self.credit(n);
+        // Fill the caller's buffer from every chunk already here, not just
+        // one frame's worth: fewer calls for a reader with a large buffer.
+        loop {
+            let n = self.current.len().min(buf.remaining());
+            buf.put_slice(&self.current[..n]);
+            self.current.advance(n);
+            self.credit(n);
+            if buf.remaining() == 0 {
+                break;
+            }
+            match self.rx.try_recv() {
+                Ok(Chunk::Data(bytes)) => self.current = bytes,
+                Ok(Chunk::End) => {
+                    self.end = Some(Ok(()));
+                    break;
+                }
+                Ok(Chunk::Reset(code)) => {
+                    // Reported on the next read; these bytes are delivered.
+                    self.end = Some(Err(code));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
         Poll::Ready(Ok(()))
     }
 }
