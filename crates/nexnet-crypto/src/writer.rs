@@ -53,6 +53,32 @@ impl Pending {
         Poll::Ready(Ok(()))
     }
 
+    /// Drains, then flushes the inner writer.
+    fn poll_flush<W: AsyncWrite>(
+        &mut self,
+        mut inner: Pin<&mut W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(inner.as_mut(), cx))?;
+        inner.poll_flush(cx)
+    }
+
+    /// Drains, then shuts the inner writer down.
+    fn poll_shutdown<W: AsyncWrite>(
+        &mut self,
+        mut inner: Pin<&mut W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(inner.as_mut(), cx))?;
+        inner.poll_shutdown(cx)
+    }
+
+    /// Drains, then flushes the inner writer (synchronous).
+    fn flush<W: Write>(&mut self, inner: &mut W) -> io::Result<()> {
+        self.drain(inner)?;
+        inner.flush()
+    }
+
     fn drain<W: Write>(&mut self, inner: &mut W) -> io::Result<()> {
         if !self.is_empty() {
             inner.write_all(&self.buf[self.pos..])?;
@@ -119,8 +145,7 @@ impl<W: Write> Write for EncryptWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.pending.drain(&mut self.inner)?;
-        self.inner.flush()
+        self.pending.flush(&mut self.inner)
     }
 }
 
@@ -140,15 +165,13 @@ impl<W: AsyncWrite> AsyncWrite for EncryptWriter<W> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut this = self.project();
-        ready!(this.pending.poll_drain(this.inner.as_mut(), cx))?;
-        this.inner.poll_flush(cx)
+        let this = self.project();
+        this.pending.poll_flush(this.inner, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut this = self.project();
-        ready!(this.pending.poll_drain(this.inner.as_mut(), cx))?;
-        this.inner.poll_shutdown(cx)
+        let this = self.project();
+        this.pending.poll_shutdown(this.inner, cx)
     }
 }
 
@@ -306,8 +329,7 @@ impl<W: Write> Write for DecryptWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.pending.drain(&mut self.inner)?;
-        self.inner.flush()
+        self.pending.flush(&mut self.inner)
     }
 }
 
@@ -338,9 +360,8 @@ impl<W: AsyncWrite> AsyncWrite for DecryptWriter<W> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut this = self.project();
-        ready!(this.pending.poll_drain(this.inner.as_mut(), cx))?;
-        this.inner.poll_flush(cx)
+        let this = self.project();
+        this.pending.poll_flush(this.inner, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,6 +1,8 @@
 //! Hostile peers on raw sockets: the listener drops each and keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -66,25 +68,11 @@ async fn bind(
 }
 
 /// Answers every `Ping(n)` request with `Pong(n + 1)`; forwards the rest.
-fn serve(mut events: Events<Msg>) -> mpsc::UnboundedReceiver<Event<Msg>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            match event {
-                Event::Request {
-                    message: Msg::Ping(n),
-                    responder,
-                    ..
-                } => {
-                    tokio::spawn(responder.respond(Msg::Pong(n + 1)));
-                }
-                other => {
-                    let _ = tx.send(other);
-                }
-            }
-        }
-    });
-    rx
+fn serve(events: Events<Msg>) -> mpsc::UnboundedReceiver<Event<Msg>> {
+    common::serve(events, |m| match m {
+        Msg::Ping(n) => Some(Msg::Pong(n + 1)),
+        Msg::Pong(_) => None,
+    })
 }
 
 async fn target_with(handshake_timeout: Option<Duration>) -> Target {

@@ -1,6 +1,8 @@
 //! Two transports on loopback: handshake, messages, requests, streams, close.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{net::SocketAddr, time::Duration};
 
 use nexnet_p2p::{
@@ -27,25 +29,11 @@ async fn node(secret: &NetworkSecret) -> (TcpTransport<Msg>, Events<Msg>) {
 }
 
 /// Answers every request `Ping(n)` with `Pong(n + 1)`, and records the rest.
-fn serve(mut events: Events<Msg>) -> tokio::sync::mpsc::UnboundedReceiver<Event<Msg>> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            match event {
-                Event::Request {
-                    message: Msg::Ping(n),
-                    responder,
-                    ..
-                } => {
-                    tokio::spawn(responder.respond(Msg::Pong(n + 1)));
-                }
-                other => {
-                    let _ = tx.send(other);
-                }
-            }
-        }
-    });
-    rx
+fn serve(events: Events<Msg>) -> tokio::sync::mpsc::UnboundedReceiver<Event<Msg>> {
+    common::serve(events, |m| match m {
+        Msg::Ping(n) => Some(Msg::Pong(n + 1)),
+        _ => None,
+    })
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! messages, and backpressure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use nexnet_p2p::{
@@ -34,23 +36,18 @@ async fn node(
 }
 
 /// Answers pings, and hands every incoming stream to `streams`.
-fn serve(mut events: Events<Msg>, streams: mpsc::UnboundedSender<(Msg, RecvStream)>) {
+fn serve(events: Events<Msg>, streams: mpsc::UnboundedSender<(Msg, RecvStream)>) {
+    let mut rest = common::serve(events, |m| match m {
+        Msg::Ping(n) => Some(Msg::Pong(*n)),
+        _ => None,
+    });
     tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            match event {
-                Event::Request {
-                    message: Msg::Ping(n),
-                    responder,
-                    ..
-                } => {
-                    tokio::spawn(responder.respond(Msg::Pong(n)));
-                }
-                Event::Stream {
-                    message, stream, ..
-                } => {
-                    let _ = streams.send((message, stream));
-                }
-                _ => {}
+        while let Some(event) = rest.recv().await {
+            if let Event::Stream {
+                message, stream, ..
+            } = event
+            {
+                let _ = streams.send((message, stream));
             }
         }
     });
