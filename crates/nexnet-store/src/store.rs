@@ -199,6 +199,26 @@ impl ObjectStore {
 
     async fn write_inner(&self, expected: Option<Cid>, reader: impl AsyncRead) -> Result<Written> {
         let mut reader = pin!(reader);
+        let mut writer = self.begin().await?;
+        let mut buf = vec![0u8; self.inner.config.buffer_size];
+        loop {
+            let n = reader.read(&mut buf).await.map_err(StoreError::Source)?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buf[..n]).await?;
+        }
+        match expected {
+            Some(cid) => writer.commit_expecting(cid).await,
+            None => writer.commit().await,
+        }
+    }
+
+    /// Starts an object written piece by piece, for callers that are handed
+    /// bytes rather than a reader (a stream of chunks from a peer, a tee that
+    /// feeds several destinations). Nothing is visible until a commit; a
+    /// writer dropped before it leaves nothing behind.
+    pub async fn begin(&self) -> Result<ObjectWriter> {
         let tmp_dir = self.inner.tmp.clone();
         let (file, temp) = spawn_blocking(move || {
             tempfile::Builder::new()
@@ -208,49 +228,12 @@ impl ObjectStore {
                 .map_err(|e| StoreError::io("create temp file in", &tmp_dir, e))
         })
         .await??;
-        // From here on, dropping `temp` (an error, or the caller cancelling
-        // this future) deletes the partial file.
-        let mut file = tokio::fs::File::from_std(file);
-        let mut hasher = CidHasher::new();
-        let mut buf = vec![0u8; self.inner.config.buffer_size];
-        loop {
-            let n = reader.read(&mut buf).await.map_err(StoreError::Source)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            if let Some(limit) = self.inner.config.max_object_len
-                && hasher.len() > limit
-            {
-                return Err(StoreError::TooLarge { limit });
-            }
-            file.write_all(&buf[..n])
-                .await
-                .map_err(|e| StoreError::io("write", &*temp, e))?;
-        }
-        // tokio's File reports a failed write on the next operation: flush
-        // before trusting the bytes are in the file.
-        file.flush()
-            .await
-            .map_err(|e| StoreError::io("write", &*temp, e))?;
-        if self.inner.config.fsync {
-            file.sync_all()
-                .await
-                .map_err(|e| StoreError::io("fsync", &*temp, e))?;
-        }
-        drop(file);
-
-        let (cid, len) = hasher.finish();
-        if let Some(expected) = expected
-            && expected != cid
-        {
-            return Err(StoreError::HashMismatch {
-                expected,
-                actual: cid,
-            });
-        }
-        let inner = self.inner.clone();
-        spawn_blocking(move || inner.commit(cid, len, temp)).await?
+        Ok(ObjectWriter {
+            inner: self.inner.clone(),
+            file: tokio::fs::File::from_std(file),
+            temp,
+            hasher: CidHasher::new(),
+        })
     }
 
     /// Opens an object for reading, unverified (see [`read_verified`](Self::read_verified)).
@@ -674,5 +657,99 @@ fn sync_dir(dir: &Path) -> Result<()> {
         // A concurrent delete pruned it: nothing left to make durable.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StoreError::io("fsync directory", dir, e)),
+    }
+}
+
+/// An object being written piece by piece (from [`ObjectStore::begin`]):
+/// hashed as it is written into a temp file, committed under its content id
+/// by [`commit`](Self::commit) or, for bytes that must match a known id,
+/// [`commit_expecting`](Self::commit_expecting). Dropped uncommitted, its
+/// temp file is deleted.
+pub struct ObjectWriter {
+    inner: Arc<Inner>,
+    file: tokio::fs::File,
+    // Dropping it (an error, or a caller that gives up) deletes the file.
+    temp: TempPath,
+    hasher: CidHasher,
+}
+
+impl std::fmt::Debug for ObjectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectWriter")
+            .field("temp", &self.temp)
+            .field("len", &self.hasher.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectWriter {
+    /// Appends `bytes`; fails with [`StoreError::TooLarge`] past the
+    /// store's limit.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.hasher.update(bytes);
+        if let Some(limit) = self.inner.config.max_object_len
+            && self.hasher.len() > limit
+        {
+            return Err(StoreError::TooLarge { limit });
+        }
+        self.file
+            .write_all(bytes)
+            .await
+            .map_err(|e| StoreError::io("write", &*self.temp, e))
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+
+    /// Makes the object durable and visible under the content id of what
+    /// was written.
+    pub async fn commit(self) -> Result<Written> {
+        self.commit_inner(None).await
+    }
+
+    /// Like [`commit`](Self::commit), but only if what was written hashes to
+    /// `cid`; otherwise [`StoreError::HashMismatch`] and nothing is kept.
+    pub async fn commit_expecting(self, cid: Cid) -> Result<Written> {
+        self.commit_inner(Some(cid)).await
+    }
+
+    async fn commit_inner(self, expected: Option<Cid>) -> Result<Written> {
+        let Self {
+            inner,
+            mut file,
+            temp,
+            hasher,
+        } = self;
+        // tokio's File reports a failed write on the next operation: flush
+        // before trusting the bytes are in the file.
+        file.flush()
+            .await
+            .map_err(|e| StoreError::io("write", &*temp, e))?;
+        if inner.config.fsync {
+            file.sync_all()
+                .await
+                .map_err(|e| StoreError::io("fsync", &*temp, e))?;
+        }
+        drop(file);
+        let (cid, len) = hasher.finish();
+        if let Some(expected) = expected
+            && expected != cid
+        {
+            return Err(StoreError::HashMismatch {
+                expected,
+                actual: cid,
+            });
+        }
+        spawn_blocking(move || inner.commit(cid, len, temp)).await?
     }
 }
