@@ -68,7 +68,32 @@ impl DataKey {
     /// Refuses a file that group or others can read or write, and anything
     /// that is not exactly 64 hex digits (plus an optional newline).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        secret_file::load(path.as_ref()).map(Self::from_zeroizing)
+    }
+
+    /// Writes the key to a new file readable only by its owner (mode 0600).
+    ///
+    /// The file appears whole or not at all (temp file, fsync, rename), and an
+    /// existing file is never overwritten.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        secret_file::save(path.as_ref(), &self.bytes)
+    }
+
+    /// Loads the key at `path`, or generates and saves a new one if there is none.
+    pub fn load_or_generate(path: impl AsRef<Path>) -> Result<Self> {
+        secret_file::load_or_generate(path.as_ref()).map(Self::from_zeroizing)
+    }
+}
+
+/// Files that hold a 32-byte secret as 64 hex digits, readable only by
+/// their owner: data keys, and any other secret a node keeps (a network
+/// secret, say) under the same rules.
+pub mod secret_file {
+    use super::*;
+
+    /// Reads the secret at `path`; refuses loose permissions, anything but
+    /// a regular file, and anything but 64 hex digits (and a newline).
+    pub fn load(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         // Check before opening: opening a FIFO would block until a writer came.
         let meta = fs::metadata(path).map_err(|e| CryptoError::io("stat key file", path, e))?;
         if !meta.is_file() {
@@ -99,15 +124,12 @@ impl DataKey {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         hex::decode_to_slice(hex_part, bytes.as_mut())
             .map_err(|_| malformed("expected 64 hex digits"))?;
-        Ok(Self::from_zeroizing(bytes))
+        Ok(bytes)
     }
 
-    /// Writes the key to a new file readable only by its owner (mode 0600).
-    ///
-    /// The file appears whole or not at all (temp file, fsync, rename), and an
-    /// existing file is never overwritten.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+    /// Writes `secret` to a new owner-only file: whole or not at all (temp
+    /// file, fsync, rename), never over an existing file.
+    pub fn save(path: &Path, secret: &[u8; KEY_LEN]) -> Result<()> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -120,7 +142,7 @@ impl DataKey {
         // Hex digits and a newline, in a buffer that is wiped when dropped
         // (a growing String would leave copies behind in freed memory).
         let mut text = Zeroizing::new([b'\n'; 2 * KEY_LEN + 1]);
-        hex::encode_to_slice(self.bytes.as_ref(), &mut text[..2 * KEY_LEN]).map_err(|_| {
+        hex::encode_to_slice(secret, &mut text[..2 * KEY_LEN]).map_err(|_| {
             CryptoError::KeyFileMalformed {
                 path: path.into(),
                 reason: "key does not fit its hex form",
@@ -143,17 +165,18 @@ impl DataKey {
         Ok(())
     }
 
-    /// Loads the key at `path`, or generates and saves a new one if there is none.
-    pub fn load_or_generate(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+    /// Loads the secret at `path`, or creates one from the OS RNG if there
+    /// is none (a concurrent creator wins and its secret is returned).
+    pub fn load_or_generate(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         match fs::symlink_metadata(path) {
-            Ok(_) => Self::load(path),
+            Ok(_) => load(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate()?;
-                match key.save(path) {
-                    Ok(()) => Ok(key),
+                let mut secret = Zeroizing::new([0u8; KEY_LEN]);
+                fill_random(secret.as_mut())?;
+                match save(path, &secret) {
+                    Ok(()) => Ok(secret),
                     // Someone else created it first: theirs wins.
-                    Err(CryptoError::KeyFileExists { .. }) => Self::load(path),
+                    Err(CryptoError::KeyFileExists { .. }) => load(path),
                     Err(e) => Err(e),
                 }
             }

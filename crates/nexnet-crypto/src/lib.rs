@@ -13,7 +13,7 @@ mod writer;
 
 pub use error::{CryptoError, Result};
 pub use header::{FORMAT_VERSION, HEADER_LEN, IV_LEN, MAGIC, ObjectHeader};
-pub use key::{DataKey, KEY_ID_LEN, KEY_LEN, KeyId, fill_random};
+pub use key::{DataKey, KEY_ID_LEN, KEY_LEN, KeyId, fill_random, secret_file};
 pub use keystream::Keystream;
 pub use name::{NameId, name_id};
 pub use stream::{DecryptReader, EncryptReader};
