@@ -49,6 +49,9 @@ async fn a_wrong_cid_commits_nothing_and_a_dropped_writer_leaves_nothing() {
     let mut writer = store.begin().await.unwrap();
     writer.write(b"abandoned half way").await.unwrap();
     drop(writer);
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
     assert_eq!(store.usage().objects, 0);
 }

@@ -1,0 +1,395 @@
+//! The catalog: what a node knows about the files it holds.
+//!
+//! One small file per entry (`catalog/entries/<name id>`) and per tombstone
+//! (`catalog/tombstones/<cid>`), each written whole or not at all (temp
+//! file, fsync, rename, fsync of the directory). No log to replay, nothing
+//! to compact; a damaged file is moved aside at start and reported.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use nexnet_crypto::{DataKey, DecryptReader, EncryptReader, NameId};
+use nexnet_store::Cid;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::{Result, ServerError};
+
+/// The longest file name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// No catalog file is longer than this (a sealed name and a few numbers).
+const MAX_RECORD_LEN: u64 = 4 * 1024;
+
+/// What a node knows of one stored file: its object and sizes, and its name
+/// sealed under the data key (peers without the key learn only the name id).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    name_id: [u8; 16],
+    cid: [u8; 20],
+    /// Bytes stored (header and ciphertext).
+    pub object_len: u64,
+    /// Bytes of the file itself.
+    pub plain_len: u64,
+    /// When it was stored, in milliseconds since the Unix epoch, by the
+    /// storing node's clock; a later entry for the same name replaces an
+    /// earlier one.
+    pub created_ms: u64,
+    sealed_name: Vec<u8>,
+}
+
+impl std::fmt::Debug for CatalogEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The sealed name is ciphertext: of no use in a log.
+        f.debug_struct("CatalogEntry")
+            .field("name_id", &self.name_id())
+            .field("cid", &self.cid())
+            .field("object_len", &self.object_len)
+            .field("plain_len", &self.plain_len)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogEntry {
+    pub(crate) fn new(
+        key: &DataKey,
+        name: &str,
+        name_id: NameId,
+        cid: Cid,
+        object_len: u64,
+        plain_len: u64,
+    ) -> Result<Self> {
+        let mut sealed_name = Vec::with_capacity(nexnet_crypto::HEADER_LEN + name.len());
+        EncryptReader::new(key, name.as_bytes())?
+            .read_to_end(&mut sealed_name)
+            .map_err(ServerError::Source)?;
+        Ok(Self {
+            name_id: *name_id.as_bytes(),
+            cid: *cid.as_bytes(),
+            object_len,
+            plain_len,
+            created_ms: now_ms(),
+            sealed_name,
+        })
+    }
+
+    /// The file's name id.
+    pub fn name_id(&self) -> NameId {
+        NameId::from_bytes(self.name_id)
+    }
+
+    /// The file's object.
+    pub fn cid(&self) -> Cid {
+        Cid::from_bytes(self.cid)
+    }
+
+    /// The file's name, if `key` is the key it was stored under.
+    pub fn name(&self, key: &DataKey) -> Result<String> {
+        let mut name = Vec::with_capacity(self.sealed_name.len());
+        DecryptReader::new(key, &self.sealed_name[..])?
+            .read_to_end(&mut name)
+            .map_err(ServerError::Source)?;
+        String::from_utf8(name).map_err(|_| ServerError::InvalidName {
+            reason: "a stored name is not UTF-8",
+        })
+    }
+
+    /// Whether an entry from the network is plausible before it is kept.
+    pub(crate) fn check(&self) -> std::result::Result<(), &'static str> {
+        if self.sealed_name.len() > nexnet_crypto::HEADER_LEN + MAX_NAME_LEN {
+            return Err("sealed name too long");
+        }
+        if self.object_len != self.plain_len + nexnet_crypto::HEADER_LEN as u64 {
+            return Err("object and file sizes disagree");
+        }
+        Ok(())
+    }
+}
+
+/// A deleted object: a node that comes back with a copy drops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    name_id: [u8; 16],
+    /// When it was deleted (ms since the Unix epoch).
+    pub deleted_ms: u64,
+}
+
+impl Tombstone {
+    pub(crate) fn new(name_id: NameId) -> Self {
+        Self {
+            name_id: *name_id.as_bytes(),
+            deleted_ms: now_ms(),
+        }
+    }
+
+    /// The name the object was stored under.
+    pub fn name_id(&self) -> NameId {
+        NameId::from_bytes(self.name_id)
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Checks a user's file name.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let bad = |reason| Err(ServerError::InvalidName { reason });
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("longer than 1024 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("contains control characters");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<NameId, CatalogEntry>,
+    tombstones: HashMap<Cid, Tombstone>,
+}
+
+/// The catalog of one node (see the module docs).
+pub(crate) struct Catalog {
+    entries_dir: PathBuf,
+    tombstones_dir: PathBuf,
+    tmp_dir: PathBuf,
+    fsync: bool,
+    state: Mutex<State>,
+    /// Orders file writes with the in-memory updates that follow them.
+    writes: tokio::sync::Mutex<()>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Guarded sections only touch maps; a panic leaves them consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Catalog {
+    /// Opens (creating) the catalog under `dir`, loading every record.
+    pub(crate) fn open(dir: &Path, fsync: bool) -> Result<Self> {
+        let entries_dir = dir.join("entries");
+        let tombstones_dir = dir.join("tombstones");
+        let tmp_dir = dir.join("tmp");
+        let damaged_dir = dir.join("damaged");
+        for d in [dir, &entries_dir, &tombstones_dir, &tmp_dir, &damaged_dir] {
+            fs::create_dir_all(d).map_err(|e| ServerError::io("create directory", d, e))?;
+        }
+        // Leftovers of writes cut short by a crash.
+        if let Ok(leftovers) = fs::read_dir(&tmp_dir) {
+            for e in leftovers.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        let mut state = State::default();
+        load_records(&entries_dir, &damaged_dir, |file, entry: CatalogEntry| {
+            (hex::encode(entry.name_id) == file && entry.check().is_ok()).then(|| {
+                state.entries.insert(entry.name_id(), entry);
+            })
+        })?;
+        load_records(&tombstones_dir, &damaged_dir, |file, t: Tombstone| {
+            let cid: Cid = file.parse().ok()?;
+            state.tombstones.insert(cid, t);
+            Some(())
+        })?;
+        Ok(Self {
+            entries_dir,
+            tombstones_dir,
+            tmp_dir,
+            fsync,
+            state: Mutex::new(state),
+            writes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn get(&self, name: &NameId) -> Option<CatalogEntry> {
+        lock(&self.state).entries.get(name).cloned()
+    }
+
+    pub(crate) fn entries(&self) -> Vec<CatalogEntry> {
+        lock(&self.state).entries.values().cloned().collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.state).entries.len()
+    }
+
+    pub(crate) fn is_deleted(&self, cid: &Cid) -> bool {
+        lock(&self.state).tombstones.contains_key(cid)
+    }
+
+    pub(crate) fn tombstones(&self) -> Vec<(Cid, Tombstone)> {
+        lock(&self.state)
+            .tombstones
+            .iter()
+            .map(|(c, t)| (*c, *t))
+            .collect()
+    }
+
+    /// Whether some entry still names `cid` (another name may share it).
+    pub(crate) fn references(&self, cid: &Cid) -> bool {
+        lock(&self.state).entries.values().any(|e| e.cid() == *cid)
+    }
+
+    /// Records `entry` unless its object was deleted or a newer entry holds
+    /// its name. Returns the entry it replaced, if any.
+    pub(crate) async fn put(&self, entry: CatalogEntry) -> Result<Option<CatalogEntry>> {
+        let _w = self.writes.lock().await;
+        {
+            let state = lock(&self.state);
+            if state.tombstones.contains_key(&entry.cid()) {
+                return Ok(None);
+            }
+            if let Some(old) = state.entries.get(&entry.name_id())
+                && (old.created_ms > entry.created_ms || *old == entry)
+            {
+                return Ok(None);
+            }
+        }
+        let bytes = postcard::to_stdvec(&entry).map_err(|e| ServerError::Catalog {
+            path: self.entries_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let path = self.entries_dir.join(hex::encode(entry.name_id));
+        self.write_file(&path, &bytes).await?;
+        Ok(lock(&self.state).entries.insert(entry.name_id(), entry))
+    }
+
+    /// Records that `cid` was deleted and drops every entry naming it.
+    /// Returns whether the tombstone is new.
+    pub(crate) async fn tombstone(&self, cid: Cid, tombstone: Tombstone) -> Result<bool> {
+        let _w = self.writes.lock().await;
+        if lock(&self.state).tombstones.contains_key(&cid) {
+            return Ok(false);
+        }
+        let bytes = postcard::to_stdvec(&tombstone).map_err(|e| ServerError::Catalog {
+            path: self.tombstones_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        self.write_file(&self.tombstones_dir.join(cid.to_hex()), &bytes)
+            .await?;
+        let names: Vec<NameId> = {
+            let mut state = lock(&self.state);
+            state.tombstones.insert(cid, tombstone);
+            state
+                .entries
+                .iter()
+                .filter(|(_, e)| e.cid() == cid)
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        for name in names {
+            let path = self.entries_dir.join(hex::encode(name.as_bytes()));
+            self.remove_file(&path).await?;
+            lock(&self.state).entries.remove(&name);
+        }
+        Ok(true)
+    }
+
+    async fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let (tmp_dir, path, bytes, fsync) = (
+            self.tmp_dir.clone(),
+            path.to_path_buf(),
+            bytes.to_vec(),
+            self.fsync,
+        );
+        blocking(move || {
+            let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+                .map_err(|e| ServerError::io("create temp file in", &tmp_dir, e))?;
+            tmp.write_all(&bytes)
+                .and_then(|()| {
+                    if fsync {
+                        tmp.as_file().sync_all()
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|e| ServerError::io("write", tmp.path(), e))?;
+            tmp.persist(&path)
+                .map_err(|e| ServerError::io("rename into", &path, e.error))?;
+            if fsync {
+                sync_parent(&path)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_file(&self, path: &Path) -> Result<()> {
+        let (path, fsync) = (path.to_path_buf(), self.fsync);
+        blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ServerError::io("remove", &path, e)),
+            }
+            if fsync {
+                sync_parent(&path)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServerError::io("run", "catalog", std::io::Error::other(e)))?
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ServerError::io("fsync", dir, e))
+}
+
+/// Loads every record file in `dir`; one that cannot be read or parsed, or
+/// that `keep` refuses, is moved to `damaged` and reported, never fatal.
+fn load_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    damaged: &Path,
+    mut keep: impl FnMut(&str, T) -> Option<()>,
+) -> Result<()> {
+    let listing = fs::read_dir(dir).map_err(|e| ServerError::io("list", dir, e))?;
+    for item in listing {
+        let item = item.map_err(|e| ServerError::io("list", dir, e))?;
+        let path = item.path();
+        let file = item.file_name().to_string_lossy().into_owned();
+        let parsed = read_record(&path).and_then(|record: T| {
+            keep(&file, record).ok_or_else(|| "does not match its file name".to_string())
+        });
+        if let Err(reason) = parsed {
+            warn!(path = %path.display(), %reason, "moving a damaged catalog record aside");
+            let _ = fs::rename(&path, damaged.join(&file));
+        }
+    }
+    Ok(())
+}
+
+fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> std::result::Result<T, String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_RECORD_LEN {
+        return Err(format!("{} bytes, longer than any record", meta.len()));
+    }
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    postcard::from_bytes(&bytes).map_err(|e| e.to_string())
+}

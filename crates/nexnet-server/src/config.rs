@@ -1,0 +1,174 @@
+//! How a node is set up.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::{Result, ServerError};
+
+/// A node's settings. [`ServerConfig::new`] gives the defaults; the
+/// builder methods change one thing each.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Holds the node id, data key, network secret, objects and catalog.
+    pub data_dir: PathBuf,
+    /// Where to accept peers (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The address peers should dial, if not `listen` (behind NAT, or when
+    /// listening on 0.0.0.0).
+    pub advertise: Option<SocketAddr>,
+    /// Nodes to join through; the rest of the mesh is learnt from them.
+    pub bootstrap: Vec<SocketAddr>,
+    /// How many nodes hold each object (R).
+    pub replication: usize,
+    /// How many of them must commit before a store succeeds (W). `None`:
+    /// every holder reachable when the store starts, and at least one.
+    pub write_quorum: Option<usize>,
+    /// How long a request to a peer may take.
+    pub request_timeout: Duration,
+    /// How long a transfer may go without progress before it is abandoned.
+    pub stall_timeout: Duration,
+    /// Whether objects and catalog entries are fsynced before they count
+    /// as stored.
+    pub fsync: bool,
+    /// How often the repair pass runs (it also runs when a peer connects).
+    /// `None` turns the periodic pass off.
+    pub repair_interval: Option<Duration>,
+    /// The data key file (default `DATA_DIR/data.key`). Nodes that share it
+    /// read each other's files.
+    pub key_file: Option<PathBuf>,
+    /// The network secret file (default `DATA_DIR/network.secret`). Only
+    /// nodes that share it can connect.
+    pub secret_file: Option<PathBuf>,
+    /// How often idle connections are pinged; three missed intervals drop
+    /// the peer.
+    pub heartbeat_interval: Duration,
+    /// The longest wait between two attempts to reach a lost peer.
+    pub max_redial_backoff: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults: listen on 127.0.0.1 on a free port, R = 3, W = every
+    /// reachable holder, 5 s requests, 30 s stall limit, fsync on, repair
+    /// every 10 minutes.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            bootstrap: Vec::new(),
+            replication: 3,
+            write_quorum: None,
+            request_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(30),
+            fsync: true,
+            repair_interval: Some(Duration::from_secs(600)),
+            key_file: None,
+            secret_file: None,
+            heartbeat_interval: Duration::from_secs(5),
+            max_redial_backoff: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the listen address.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Sets the advertised address.
+    pub fn advertise(mut self, addr: SocketAddr) -> Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Adds a bootstrap peer.
+    pub fn bootstrap(mut self, addr: SocketAddr) -> Self {
+        self.bootstrap.push(addr);
+        self
+    }
+
+    /// Sets the replication factor R.
+    pub fn replication(mut self, r: usize) -> Self {
+        self.replication = r;
+        self
+    }
+
+    /// Sets the write quorum W.
+    pub fn write_quorum(mut self, w: usize) -> Self {
+        self.write_quorum = Some(w);
+        self
+    }
+
+    /// Sets the request time-out.
+    pub fn request_timeout(mut self, after: Duration) -> Self {
+        self.request_timeout = after;
+        self
+    }
+
+    /// Sets the stall time-out of transfers.
+    pub fn stall_timeout(mut self, after: Duration) -> Self {
+        self.stall_timeout = after;
+        self
+    }
+
+    /// Turns fsync on or off.
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
+        self
+    }
+
+    /// Sets (or, with `None`, turns off) the periodic repair pass.
+    pub fn repair_interval(mut self, every: Option<Duration>) -> Self {
+        self.repair_interval = every;
+        self
+    }
+
+    /// Uses this data key file.
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    /// Uses this network secret file.
+    pub fn secret_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.secret_file = Some(path.into());
+        self
+    }
+
+    /// Sets the heartbeat interval.
+    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
+        self.heartbeat_interval = every;
+        self
+    }
+
+    /// Sets the longest redial back-off.
+    pub fn max_redial_backoff(mut self, most: Duration) -> Self {
+        self.max_redial_backoff = most;
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |what: &str| Err(ServerError::Config(what.into()));
+        if self.replication == 0 {
+            return bad("replication must be at least 1");
+        }
+        if self.write_quorum == Some(0) {
+            return bad("the write quorum must be at least 1");
+        }
+        if let Some(w) = self.write_quorum
+            && w > self.replication
+        {
+            return bad("the write quorum cannot exceed the replication factor");
+        }
+        if self.request_timeout.is_zero() || self.stall_timeout.is_zero() {
+            return bad("time-outs must be positive");
+        }
+        if self.repair_interval.is_some_and(|d| d.is_zero()) {
+            return bad("the repair interval must be positive");
+        }
+        if self.heartbeat_interval.is_zero() || self.max_redial_backoff.is_zero() {
+            return bad("intervals must be positive");
+        }
+        Ok(())
+    }
+}

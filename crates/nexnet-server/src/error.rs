@@ -1,0 +1,123 @@
+//! The one error type of this crate.
+
+use std::{io, path::PathBuf};
+
+use nexnet_crypto::CryptoError;
+use nexnet_p2p::{NodeId, P2pError};
+use nexnet_store::{Cid, StoreError};
+
+/// What can go wrong in a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// No node that could be asked has the file.
+    #[error("{name:?} not found")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// The file is known, but no holder could deliver a verified copy.
+    #[error("{cid}: no verified copy could be fetched ({})", describe(.attempts))]
+    Unavailable {
+        /// The object.
+        cid: Cid,
+        /// Every node asked, and why it did not deliver.
+        attempts: Vec<(NodeId, String)>,
+    },
+
+    /// Fewer nodes committed a store than the write quorum asks.
+    #[error("{cid}: {} of {needed} required commits ({})", .committed.len(), describe(.failures))]
+    Quorum {
+        /// The object that was stored.
+        cid: Cid,
+        /// The write quorum.
+        needed: usize,
+        /// The nodes that committed it (it is readable from them).
+        committed: Vec<NodeId>,
+        /// The holders that did not, and why.
+        failures: Vec<(NodeId, String)>,
+    },
+
+    /// A file name that cannot be used.
+    #[error("invalid name: {reason}")]
+    InvalidName {
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// A configuration that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A catalog file is unreadable or damaged.
+    #[error("catalog {path}: {reason}")]
+    Catalog {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Reading the caller's source failed.
+    #[error("reading the source: {0}")]
+    Source(#[source] io::Error),
+
+    /// Keys, headers, decryption; `KeyMismatch` when the file was stored
+    /// under another data key.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+
+    /// The object store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    /// The transport.
+    #[error(transparent)]
+    P2p(#[from] P2pError),
+
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Shutdown,
+}
+
+/// This crate's result type.
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+impl ServerError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether this is the data key refusing an object encrypted under
+    /// another key.
+    pub fn is_key_mismatch(&self) -> bool {
+        matches!(self, Self::Crypto(CryptoError::KeyMismatch { .. }))
+    }
+}
+
+fn describe(list: &[(NodeId, String)]) -> String {
+    if list.is_empty() {
+        return "no holder was reachable".into();
+    }
+    list.iter()
+        .map(|(node, why)| format!("{node:?}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,473 @@
+//! What users do with files: store, get, delete.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::BytesMut;
+use futures::{StreamExt, stream::FuturesUnordered};
+use nexnet_crypto::{DecryptReader, EncryptReader, NameId, name_id};
+use nexnet_p2p::{NodeId, Peer};
+use nexnet_store::{Cid, ObjectReader};
+use tokio::io::{AsyncRead, ReadBuf};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::{
+    CatalogEntry, Result, ServerError,
+    catalog::{Tombstone, check_name},
+    node::{Node, await_stream, is_corruption},
+    placement,
+    protocol::Message,
+    transfer::{self, Failure, Fanout},
+};
+
+/// What a store did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// The object's content id.
+    pub cid: Cid,
+    /// Bytes stored (header and ciphertext).
+    pub object_len: u64,
+    /// Bytes of the file.
+    pub plain_len: u64,
+    /// The nodes placement chose to hold it, best first.
+    pub holders: Vec<NodeId>,
+    /// The holders that committed it (this node too, if it is one).
+    pub committed: Vec<NodeId>,
+    /// The holders that did not, and why.
+    pub missed: Vec<(NodeId, String)>,
+}
+
+/// What a delete did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DeleteReport {
+    /// The object deleted.
+    pub cid: Cid,
+    /// The nodes that confirmed the delete (this one included).
+    pub confirmed: Vec<NodeId>,
+    /// Of those, the ones that had a copy.
+    pub removed: Vec<NodeId>,
+    /// Members that could not be told now; they drop their copy when they
+    /// reconnect.
+    pub pending: Vec<(NodeId, String)>,
+}
+
+/// A file as [`FileServer::list`](crate::FileServer::list) shows it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FileInfo {
+    /// The name, if this node holds the key it was stored under.
+    pub name: Option<String>,
+    /// The name id.
+    pub name_id: NameId,
+    /// The object.
+    pub cid: Cid,
+    /// Bytes of the file.
+    pub size: u64,
+    /// When it was stored (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Whether this node holds the object itself.
+    pub local: bool,
+}
+
+/// The plaintext of a file, streamed from its verified local object.
+pub struct FileReader {
+    inner: DecryptReader<ObjectReader>,
+    len: u64,
+}
+
+impl FileReader {
+    /// The file's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl AsyncRead for FileReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl Node {
+    /// Stores `source` under `name` (see [`FileServer::store`](crate::FileServer::store)).
+    pub(crate) async fn store_file(
+        self: &Arc<Self>,
+        name: &str,
+        source: impl AsyncRead + Unpin,
+    ) -> Result<Receipt> {
+        check_name(name)?;
+        let name_id = name_id(name);
+        let span = info_span!("store", %name_id);
+        async move {
+            let r = self.config.replication;
+            let everyone_holds = self.all_nodes().len() <= r;
+            let mut source = EncryptReader::new(&self.key, source)?;
+            let mut local = self.store.begin().await?;
+            // With no more nodes than replicas every node holds every
+            // object, so the replicas can be fed while the source is read.
+            // Otherwise placement needs the cid, known only at the end.
+            let mut fanout = if everyone_holds {
+                Fanout::open(
+                    self.members.peers(),
+                    || self.next_transfer(),
+                    self.config.stall_timeout,
+                )
+                .await
+            } else {
+                Fanout::none(self.config.stall_timeout)
+            };
+            let mut buf = BytesMut::new();
+            loop {
+                let chunk = transfer::read_chunk(&mut source, &mut buf)
+                    .await
+                    .map_err(ServerError::Source)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let (written, ()) = tokio::join!(local.write(&chunk), fanout.send(&chunk));
+                written?;
+            }
+            let plain_len = source.plaintext_len();
+            let written = local.commit().await?;
+            let cid = written.cid;
+            let entry = CatalogEntry::new(&self.key, name, name_id, cid, written.len, plain_len)?;
+            let holders = placement::holders(&cid, self.all_nodes(), r);
+            let remote: Vec<Peer<Message>> = holders
+                .iter()
+                .filter(|h| **h != self.id)
+                .filter_map(|h| self.members.peer(h))
+                .collect();
+            if !everyone_holds {
+                fanout = Fanout::open(
+                    remote.clone(),
+                    || self.next_transfer(),
+                    self.config.stall_timeout,
+                )
+                .await;
+                self.send_object(&cid, &mut fanout).await?;
+            }
+            let (mut committed, mut missed) =
+                fanout.commit(&entry, self.config.stall_timeout).await;
+            let self_holds = holders.contains(&self.id);
+            if self_holds {
+                committed.insert(0, self.id);
+            }
+            committed.retain(|n| holders.contains(n));
+            missed.retain(|(n, _)| holders.contains(n));
+            for h in &holders {
+                if *h != self.id && !committed.contains(h) && !missed.iter().any(|(n, _)| n == h) {
+                    missed.push((*h, "not connected".into()));
+                }
+            }
+            let reachable = usize::from(self_holds) + remote.len();
+            let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
+            // The entry goes in even on a non-holder: it can still resolve
+            // the name, and a delete reaches it like every other node.
+            if let Some(old) = self.catalog.put(entry).await?
+                && old.cid() != cid
+            {
+                self.replace_old(old).await;
+            }
+            if committed.len() < needed {
+                warn!(%cid, needed, committed = committed.len(), "store below its write quorum");
+                return Err(ServerError::Quorum {
+                    cid,
+                    needed,
+                    committed,
+                    failures: missed,
+                });
+            }
+            if !self_holds {
+                // Placement put it elsewhere and enough holders have it.
+                self.store.delete(&cid).await?;
+            }
+            info!(%cid, bytes = plain_len, committed = committed.len(), "stored");
+            Ok(Receipt {
+                cid,
+                object_len: written.len,
+                plain_len,
+                holders,
+                committed,
+                missed,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Streams the local object `cid` into `fanout`.
+    pub(crate) async fn send_object(&self, cid: &Cid, fanout: &mut Fanout) -> Result<()> {
+        let mut reader = self.store.read(cid).await?;
+        let mut buf = BytesMut::new();
+        loop {
+            let chunk = transfer::read_chunk(&mut reader, &mut buf)
+                .await
+                .map_err(|e| ServerError::io("read object", cid.to_hex(), e))?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            fanout.send(&chunk).await;
+        }
+    }
+
+    /// A name now points at a new object: the old one goes everywhere.
+    async fn replace_old(self: &Arc<Self>, old: CatalogEntry) {
+        let cid = old.cid();
+        if self.catalog.references(&cid) {
+            return;
+        }
+        if let Err(e) = self
+            .delete_everywhere(cid, Tombstone::new(old.name_id()))
+            .await
+        {
+            warn!(%cid, error = %e, "could not remove a replaced object");
+        }
+    }
+
+    /// The catalog entry for `name`: ours, or the first a member knows.
+    pub(crate) async fn find_entry(&self, name: NameId) -> Option<CatalogEntry> {
+        if let Some(e) = self.catalog.get(&name) {
+            return Some(e);
+        }
+        let mut asking: FuturesUnordered<_> = self
+            .members
+            .peers()
+            .into_iter()
+            .map(|p| async move {
+                p.request(
+                    Message::Lookup {
+                        name: *name.as_bytes(),
+                    },
+                    self.config.request_timeout,
+                )
+                .await
+            })
+            .collect();
+        while let Some(answer) = asking.next().await {
+            if let Ok(Message::Entry(Some(entry))) = answer
+                && entry.name_id() == name
+                && entry.check().is_ok()
+                && !self.catalog.is_deleted(&entry.cid())
+            {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// Opens `name` for reading (see [`FileServer::get`](crate::FileServer::get)).
+    pub(crate) async fn get_file(&self, name: &str) -> Result<FileReader> {
+        check_name(name)?;
+        let name_id = name_id(name);
+        let span = info_span!("get", %name_id);
+        async move {
+            let not_found = || ServerError::NotFound { name: name.into() };
+            let entry = self.find_entry(name_id).await.ok_or_else(not_found)?;
+            let cid = entry.cid();
+            self.ensure_local(&entry).await?;
+            if self.catalog.get(&name_id).is_none() {
+                self.catalog.put(entry.clone()).await?;
+            }
+            let object = self.store.read(&cid).await?;
+            let inner = DecryptReader::new_async(&self.key, object)
+                .await?
+                .expect_len(entry.plain_len);
+            Ok(FileReader {
+                inner,
+                len: entry.plain_len,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Makes sure a verified copy of `entry`'s object is here: the local one
+    /// if it verifies (a bad one is quarantined), else one fetched.
+    pub(crate) async fn ensure_local(&self, entry: &CatalogEntry) -> Result<()> {
+        let cid = entry.cid();
+        if self.store.has(&cid).await? {
+            match self.store.verify(&cid).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_corruption(&e) => {
+                    warn!(%cid, error = %e, "local copy failed verification; fetching another");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.fetch(entry).await
+    }
+
+    /// Fetches `entry`'s object from the holders placement names, then from
+    /// every other member, keeping the first copy that verifies.
+    pub(crate) async fn fetch(&self, entry: &CatalogEntry) -> Result<()> {
+        let cid = entry.cid();
+        let mut order = placement::holders(&cid, self.all_nodes(), usize::MAX);
+        order.retain(|n| *n != self.id);
+        let mut attempts: Vec<Failure> = Vec::new();
+        for node in order {
+            let Some(peer) = self.members.peer(&node) else {
+                continue;
+            };
+            match self.fetch_from(&peer, entry).await {
+                Ok(()) => {
+                    info!(%cid, from = ?node, "fetched");
+                    return Ok(());
+                }
+                Err(why) => {
+                    debug!(%cid, from = ?node, %why, "fetch failed; trying the next node");
+                    attempts.push((node, why));
+                }
+            }
+        }
+        Err(ServerError::Unavailable { cid, attempts })
+    }
+
+    async fn fetch_from(
+        &self,
+        peer: &Peer<Message>,
+        entry: &CatalogEntry,
+    ) -> std::result::Result<(), String> {
+        let cid = entry.cid();
+        let transfer = self.next_transfer();
+        let key = (peer.node_id(), transfer);
+        let stream = self.fetches.consumer(key);
+        let asked = peer
+            .request(
+                Message::Fetch {
+                    cid: *cid.as_bytes(),
+                    transfer,
+                },
+                self.config.request_timeout,
+            )
+            .await;
+        match asked {
+            Ok(Message::Sending { len }) if len == entry.object_len => {}
+            Ok(Message::Sending { len }) => {
+                self.fetches.forget(&key);
+                return Err(format!(
+                    "offers {len} bytes, the entry says {}",
+                    entry.object_len
+                ));
+            }
+            Ok(Message::Missing) => {
+                self.fetches.forget(&key);
+                return Err("does not have it".into());
+            }
+            Ok(other) => {
+                self.fetches.forget(&key);
+                return Err(format!("unexpected answer {other:?}"));
+            }
+            Err(e) => {
+                self.fetches.forget(&key);
+                return Err(e.to_string());
+            }
+        }
+        let stream = await_stream(self, key, stream).await?;
+        let writer = transfer::receive(
+            &self.store,
+            stream,
+            Some(entry.object_len),
+            self.config.stall_timeout,
+        )
+        .await?;
+        match writer.commit_expecting(cid).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if is_corruption(&e) {
+                    // Its copy is bad: tell it, so it moves it aside.
+                    let _ = peer
+                        .send(Message::Corrupt {
+                            cid: *cid.as_bytes(),
+                        })
+                        .await;
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Deletes `name` everywhere (see [`FileServer::delete`](crate::FileServer::delete)).
+    pub(crate) async fn delete_file(self: &Arc<Self>, name: &str) -> Result<DeleteReport> {
+        check_name(name)?;
+        let name_id = name_id(name);
+        let entry = self
+            .find_entry(name_id)
+            .await
+            .ok_or_else(|| ServerError::NotFound { name: name.into() })?;
+        self.delete_everywhere(entry.cid(), Tombstone::new(name_id))
+            .instrument(info_span!("delete", %name_id))
+            .await
+    }
+
+    async fn delete_everywhere(
+        self: &Arc<Self>,
+        cid: Cid,
+        tombstone: Tombstone,
+    ) -> Result<DeleteReport> {
+        let had = self.apply_delete(cid, tombstone).await?;
+        let mut report = DeleteReport {
+            cid,
+            confirmed: vec![self.id],
+            removed: if had { vec![self.id] } else { Vec::new() },
+            pending: Vec::new(),
+        };
+        let peers = self.members.peers();
+        for m in self.members.ids() {
+            if !peers.iter().any(|p| p.node_id() == m) {
+                report.pending.push((m, "not connected".into()));
+            }
+        }
+        let asked = futures::future::join_all(peers.into_iter().map(|p| async move {
+            let answer = p
+                .request(
+                    Message::Delete {
+                        cid: *cid.as_bytes(),
+                        tombstone,
+                    },
+                    self.config.request_timeout,
+                )
+                .await;
+            (p.node_id(), answer)
+        }))
+        .await;
+        for (node, answer) in asked {
+            match answer {
+                Ok(Message::Deleted { had }) => {
+                    report.confirmed.push(node);
+                    if had {
+                        report.removed.push(node);
+                    }
+                }
+                Ok(Message::Failed(why)) => report.pending.push((node, why)),
+                Ok(other) => report
+                    .pending
+                    .push((node, format!("unexpected answer {other:?}"))),
+                Err(e) => report.pending.push((node, e.to_string())),
+            }
+        }
+        info!(%cid, confirmed = report.confirmed.len(), removed = report.removed.len(), "deleted");
+        Ok(report)
+    }
+}

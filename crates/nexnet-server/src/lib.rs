@@ -1,0 +1,25 @@
+// The nexnet node: a FileServer that keeps encrypted, content-addressed
+// files for its users and its peers, replicates them by rendezvous hashing,
+// fetches and verifies what it lacks, deletes everywhere, and repairs.
+// The crate docs are its README.
+#![doc = include_str!("../README.md")]
+
+mod catalog;
+mod config;
+mod error;
+mod files;
+mod membership;
+mod node;
+pub mod placement;
+mod protocol;
+mod repair;
+mod server;
+mod transfer;
+
+pub use catalog::{CatalogEntry, MAX_NAME_LEN, Tombstone};
+pub use config::ServerConfig;
+pub use error::{Result, ServerError};
+pub use files::{DeleteReport, FileInfo, FileReader, Receipt};
+pub use membership::MemberInfo;
+pub use repair::RepairReport;
+pub use server::{FileServer, Stats};

@@ -1,0 +1,555 @@
+//! A node's shared state, how it starts, and how it answers its peers.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use nexnet_crypto::{DataKey, secret_file};
+use nexnet_p2p::{
+    Event, Events, NetworkSecret, NodeId, Peer, RecvStream, ResetCode, TcpTransport, Transport,
+    TransportConfig,
+};
+use nexnet_store::{Cid, ObjectStore, ObjectWriter, StoreConfig, StoreError};
+use tokio::sync::{Notify, oneshot, watch};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::{
+    Result, ServerConfig, ServerError,
+    catalog::{Catalog, Tombstone},
+    membership::Members,
+    protocol::{MAX_LIST, Message},
+    transfer::{self, Rendezvous},
+};
+
+/// Where a transfer's stream meets the request about it: (sender, transfer id).
+pub(crate) type TransferKey = (NodeId, u64);
+
+/// Everything a node's tasks share.
+pub(crate) struct Node {
+    pub config: ServerConfig,
+    pub id: NodeId,
+    pub key: DataKey,
+    pub store: ObjectStore,
+    pub catalog: Catalog,
+    pub transport: TcpTransport<Message>,
+    pub members: Members,
+    /// Replicas received, waiting for the request that commits them.
+    pub replicas: Rendezvous<TransferKey, std::result::Result<ObjectWriter, String>>,
+    /// Fetches waiting for the stream that carries their object.
+    pub fetches: Rendezvous<TransferKey, RecvStream>,
+    next_transfer: AtomicU64,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    /// Wakes the repair task early (a peer connected).
+    pub repair_soon: Notify,
+    /// How many members are connected now.
+    pub connected: watch::Sender<usize>,
+}
+
+impl Node {
+    /// Opens the data directory, binds the transport and starts the tasks.
+    pub(crate) async fn start(config: ServerConfig) -> Result<Arc<Self>> {
+        config.check()?;
+        let dir = config.data_dir.clone();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| ServerError::io("create data directory", &dir, e))?;
+        // The store locks the directory: a second node on it stops here.
+        let store = ObjectStore::open_with(
+            dir.join("store"),
+            StoreConfig::default().fsync(config.fsync),
+            nexnet_store::CasPath::default(),
+        )
+        .await?;
+        let (id, key, secret, catalog) = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let dir = &config.data_dir;
+                let id = load_or_create_node_id(&dir.join("node.id"))?;
+                let key = DataKey::load_or_generate(
+                    config
+                        .key_file
+                        .clone()
+                        .unwrap_or_else(|| dir.join("data.key")),
+                )?;
+                let secret = secret_file::load_or_generate(
+                    &config
+                        .secret_file
+                        .clone()
+                        .unwrap_or_else(|| dir.join("network.secret")),
+                )?;
+                let catalog = Catalog::open(&dir.join("catalog"), config.fsync)?;
+                Ok((id, key, NetworkSecret::from_bytes(*secret), catalog))
+            })
+            .await
+            .map_err(|e| ServerError::io("open", &dir, std::io::Error::other(e)))??
+        };
+        let mut tc = TransportConfig::new(id, secret);
+        tc.advertise = config.advertise;
+        tc.heartbeat_interval = config.heartbeat_interval;
+        let (transport, events) = TcpTransport::bind(config.listen, tc).await?;
+        info!(node = ?id, addr = %transport.local_addr(), key = ?key.id(), files = catalog.len(), "node started");
+        let node = Arc::new(Self {
+            members: Members::new(id),
+            config,
+            id,
+            key,
+            store,
+            catalog,
+            transport,
+            replicas: Rendezvous::new(),
+            fetches: Rendezvous::new(),
+            next_transfer: AtomicU64::new(1),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            repair_soon: Notify::new(),
+            connected: watch::Sender::new(0),
+        });
+        let span = info_span!("node", id = ?id);
+        node.tasks
+            .spawn(run_events(node.clone(), events).instrument(span.clone()));
+        node.tasks
+            .spawn(crate::repair::run(node.clone()).instrument(span.clone()));
+        for addr in node.config.bootstrap.clone() {
+            node.tasks
+                .spawn(redial(node.clone(), None, addr).instrument(span.clone()));
+        }
+        Ok(node)
+    }
+
+    pub(crate) fn next_transfer(&self) -> u64 {
+        self.next_transfer.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// This node and every member it knows.
+    pub(crate) fn all_nodes(&self) -> Vec<NodeId> {
+        let mut all = self.members.ids();
+        all.push(self.id);
+        all
+    }
+
+    /// Drops `cid` here: tombstone first, so nothing brings it back, then
+    /// the catalog entries naming it, then the object. Returns whether a
+    /// copy was here.
+    pub(crate) async fn apply_delete(&self, cid: Cid, tombstone: Tombstone) -> Result<bool> {
+        self.catalog.tombstone(cid, tombstone).await?;
+        Ok(self.store.delete(&cid).await?)
+    }
+
+    /// Commits a replica that arrived on transfer `key` if its bytes hash to
+    /// `entry`'s cid, and records the entry.
+    async fn commit_replica(
+        &self,
+        key: TransferKey,
+        entry: crate::CatalogEntry,
+    ) -> std::result::Result<(), String> {
+        entry.check()?;
+        let waiting = self.replicas.consumer(key);
+        let received = tokio::time::timeout(self.config.stall_timeout, waiting).await;
+        self.replicas.forget(&key);
+        let writer = match received {
+            Err(_) => return Err("the object stream never ended".into()),
+            Ok(Err(_)) => return Err("the object stream was lost".into()),
+            Ok(Ok(result)) => result?,
+        };
+        let cid = entry.cid();
+        if self.catalog.is_deleted(&cid) {
+            return Err(format!("{cid} was deleted"));
+        }
+        if writer.len() != entry.object_len {
+            return Err(format!(
+                "received {} bytes, the entry says {}",
+                writer.len(),
+                entry.object_len
+            ));
+        }
+        writer
+            .commit_expecting(cid)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.catalog.put(entry).await.map_err(|e| e.to_string())?;
+        debug!(%cid, "replica committed");
+        Ok(())
+    }
+
+    /// Streams a stored object to `peer` for its fetch `transfer`.
+    async fn serve_object(&self, peer: Peer<Message>, cid: Cid, transfer: u64) {
+        let result = async {
+            // The fetcher verifies every byte against the cid, and tells us
+            // if our copy is bad (`Corrupt`): no need to hash it twice.
+            let mut reader = self.store.read(&cid).await.map_err(|e| e.to_string())?;
+            let mut out = peer
+                .open_stream(Message::Object { transfer })
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut buf = bytes::BytesMut::new();
+            loop {
+                let chunk = transfer::read_chunk(&mut reader, &mut buf)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if chunk.is_empty() {
+                    break;
+                }
+                tokio::time::timeout(self.config.stall_timeout, out.write_chunk(chunk))
+                    .await
+                    .map_err(|_| "the fetcher stopped reading".to_string())?
+                    .map_err(|e| e.to_string())?;
+            }
+            tokio::io::AsyncWriteExt::shutdown(&mut out)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(reason) = result {
+            debug!(%cid, %reason, "serving an object stopped");
+        }
+    }
+
+    /// Answers one request from a peer.
+    async fn answer(self: &Arc<Self>, peer: &Peer<Message>, request: Message) -> Message {
+        match request {
+            Message::Members(heard) => {
+                self.dial_new(&heard);
+                Message::Members(self.member_addrs())
+            }
+            Message::Commit { transfer, entry } => {
+                match self.commit_replica((peer.node_id(), transfer), entry).await {
+                    Ok(()) => Message::Committed,
+                    Err(why) => Message::Failed(why),
+                }
+            }
+            Message::Lookup { name } => {
+                let name = nexnet_crypto::NameId::from_bytes(name);
+                Message::Entry(
+                    self.catalog
+                        .get(&name)
+                        .filter(|e| !self.catalog.is_deleted(&e.cid())),
+                )
+            }
+            Message::Fetch { cid, transfer } => {
+                let cid = Cid::from_bytes(cid);
+                if self.catalog.is_deleted(&cid) {
+                    return Message::Missing;
+                }
+                match self.store.len(&cid).await {
+                    Ok(len) => {
+                        let (node, peer) = (self.clone(), peer.clone());
+                        self.tasks.spawn(
+                            async move { node.serve_object(peer, cid, transfer).await }
+                                .in_current_span(),
+                        );
+                        Message::Sending { len }
+                    }
+                    Err(_) => Message::Missing,
+                }
+            }
+            Message::Has { cid } => {
+                let cid = Cid::from_bytes(cid);
+                let has =
+                    !self.catalog.is_deleted(&cid) && self.store.has(&cid).await.unwrap_or(false);
+                Message::Have(has)
+            }
+            Message::Delete { cid, tombstone } => {
+                match self.apply_delete(Cid::from_bytes(cid), tombstone).await {
+                    Ok(had) => Message::Deleted { had },
+                    Err(e) => Message::Failed(e.to_string()),
+                }
+            }
+            other => Message::Failed(format!("not a request: {other:?}")),
+        }
+    }
+
+    /// This node and its members, as a peer exchange carries them.
+    fn member_addrs(&self) -> Vec<crate::protocol::MemberAddr> {
+        let mut list = self.members.addrs();
+        let me = self.config.advertise.unwrap_or(self.transport.local_addr());
+        list.insert(
+            0,
+            crate::protocol::MemberAddr {
+                node: *self.id.as_bytes(),
+                addr: me,
+            },
+        );
+        list.truncate(MAX_LIST);
+        list
+    }
+
+    /// Dials every member in `heard` we are not connected to.
+    fn dial_new(self: &Arc<Self>, heard: &[crate::protocol::MemberAddr]) {
+        for (node, addr) in self.members.learn(heard) {
+            self.tasks
+                .spawn(redial(self.clone(), Some(node), addr).in_current_span());
+        }
+    }
+
+    fn publish_connected(&self) {
+        let n = self.members.peers().len();
+        self.connected.send_replace(n);
+    }
+
+    /// A peer connected: exchange member lists, hand it our tombstones, and
+    /// let repair check whether it misses replicas.
+    async fn greet(self: &Arc<Self>, peer: Peer<Message>) {
+        let tombstones: Vec<_> = self
+            .catalog
+            .tombstones()
+            .into_iter()
+            .map(|(cid, t)| (*cid.as_bytes(), t))
+            .collect();
+        for batch in tombstones.chunks(MAX_LIST) {
+            if peer
+                .send(Message::Tombstones(batch.to_vec()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match peer
+            .request(
+                Message::Members(self.member_addrs()),
+                self.config.request_timeout,
+            )
+            .await
+        {
+            Ok(Message::Members(heard)) => self.dial_new(&heard),
+            Ok(other) => {
+                warn!(peer = ?peer.node_id(), "unexpected answer to a member exchange: {other:?}")
+            }
+            Err(e) => debug!(peer = ?peer.node_id(), error = %e, "member exchange failed"),
+        }
+        self.repair_soon.notify_one();
+    }
+
+    async fn apply_tombstones(&self, list: Vec<([u8; 20], Tombstone)>) {
+        for (cid, t) in list.into_iter().take(MAX_LIST) {
+            let cid = Cid::from_bytes(cid);
+            if self.catalog.is_deleted(&cid) {
+                continue;
+            }
+            match self.apply_delete(cid, t).await {
+                Ok(had) => info!(%cid, had, "applied a delete that happened while we were away"),
+                Err(e) => warn!(%cid, error = %e, "could not apply a delete"),
+            }
+        }
+    }
+}
+
+/// Reads the node id at `path`, or creates one.
+fn load_or_create_node_id(path: &Path) -> Result<NodeId> {
+    let read = |path: &Path| -> Result<NodeId> {
+        let text = std::fs::read(path).map_err(|e| ServerError::io("read", path, e))?;
+        let malformed = || ServerError::Catalog {
+            path: path.into(),
+            reason: "a node id file holds 64 hex digits".into(),
+        };
+        let text = std::str::from_utf8(text.get(..text.len().min(80)).unwrap_or(&[]))
+            .map_err(|_| malformed())?;
+        text.trim().parse().map_err(|_| malformed())
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.len() > 80 => Err(ServerError::Catalog {
+            path: path.into(),
+            reason: "too long for a node id file".into(),
+        }),
+        Ok(_) => read(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = NodeId::generate()?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .map_err(|e| ServerError::io("create temp file in", dir, e))?;
+            std::io::Write::write_all(&mut tmp, format!("{id}\n").as_bytes())
+                .and_then(|()| tmp.as_file().sync_all())
+                .map_err(|e| ServerError::io("write", path, e))?;
+            match tmp.persist_noclobber(path) {
+                Ok(_) => Ok(id),
+                // Another process created it first: its id wins.
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+                Err(e) => Err(ServerError::io("create", path, e.error)),
+            }
+        }
+        Err(e) => Err(ServerError::io("stat", path, e)),
+    }
+}
+
+/// Dispatches the transport's events until it closes.
+async fn run_events(node: Arc<Node>, mut events: Events<Message>) {
+    loop {
+        let event = tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            e = events.next() => match e {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        handle_event(&node, event);
+    }
+}
+
+/// Handles one event without waiting on anything slow: the work is spawned,
+/// so one peer's request never delays another's.
+fn handle_event(node: &Arc<Node>, event: Event<Message>) {
+    match event {
+        Event::Connected(peer) => {
+            node.members.connected(&peer);
+            node.publish_connected();
+            let n = node.clone();
+            node.tasks
+                .spawn(async move { n.greet(peer).await }.in_current_span());
+        }
+        Event::Disconnected { peer, reason } => {
+            debug!(?peer, %reason, "peer disconnected");
+            let redial_addr = node.members.disconnected(peer);
+            node.publish_connected();
+            if let Some(addr) = redial_addr
+                && !node.shutdown.is_cancelled()
+            {
+                node.tasks
+                    .spawn(redial(node.clone(), Some(peer), addr).in_current_span());
+            }
+        }
+        Event::Message { message, peer } => match message {
+            Message::Tombstones(list) => {
+                let n = node.clone();
+                node.tasks
+                    .spawn(async move { n.apply_tombstones(list).await }.in_current_span());
+            }
+            Message::Corrupt { cid } => {
+                let (n, cid) = (node.clone(), Cid::from_bytes(cid));
+                node.tasks.spawn(
+                    async move {
+                        // verify() quarantines a copy that fails.
+                        if let Err(e) = n.store.verify(&cid).await {
+                            warn!(%cid, error = %e, "a peer reported our copy bad");
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+            other => debug!(peer = ?peer.node_id(), "ignoring message {other:?}"),
+        },
+        Event::Request {
+            peer,
+            message,
+            responder,
+        } => {
+            let n = node.clone();
+            node.tasks.spawn(
+                async move {
+                    let answer = n.answer(&peer, message).await;
+                    let _ = responder.respond(answer).await;
+                }
+                .in_current_span(),
+            );
+        }
+        Event::Stream {
+            peer,
+            message,
+            stream,
+        } => match message {
+            Message::Replicate { transfer } => {
+                let key = (peer.node_id(), transfer);
+                let result = node.replicas.producer(key);
+                let n = node.clone();
+                let span = info_span!("replica", from = ?peer.node_id(), transfer);
+                node.tasks.spawn(
+                    async move {
+                        let received =
+                            transfer::receive(&n.store, stream, None, n.config.stall_timeout).await;
+                        if let Err(why) = &received {
+                            debug!(%why, "replica stream failed");
+                        }
+                        let _ = result.send(received);
+                        // The commit request normally takes it at once; if
+                        // it never comes, do not keep the temp file.
+                        tokio::select! {
+                            () = tokio::time::sleep(n.config.stall_timeout) => {}
+                            () = n.shutdown.cancelled() => {}
+                        }
+                        n.replicas.forget(&key);
+                    }
+                    .instrument(span),
+                );
+            }
+            Message::Object { transfer } => {
+                // A fetch registered its consumer before asking; if it gave
+                // up meanwhile, the send fails and the stream is refused.
+                let key = (peer.node_id(), transfer);
+                if let Err(stream) = node.fetches.producer(key).send(stream) {
+                    node.fetches.forget(&key);
+                    stream.reset(ResetCode::Refused);
+                }
+            }
+            other => {
+                debug!(peer = ?peer.node_id(), "refusing a stream for {other:?}");
+                stream.reset(ResetCode::Refused);
+            }
+        },
+        _ => {}
+    }
+}
+
+/// Keeps dialing `addr` with exponential back-off and jitter until a
+/// connection is up (to `node`, if known) or the node shuts down.
+pub(crate) async fn redial(node: Arc<Node>, target: Option<NodeId>, addr: SocketAddr) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if node.shutdown.is_cancelled() {
+            break;
+        }
+        if let Some(t) = target
+            && node.members.is_connected(&t)
+        {
+            break;
+        }
+        match node.transport.dial(addr).await {
+            Ok(peer) => {
+                debug!(peer = ?peer.node_id(), %addr, "dialed");
+                break;
+            }
+            Err(e) => debug!(%addr, error = %e, ?backoff, "dial failed; will retry"),
+        }
+        // 75% to 125% of the back-off, so restarted nodes do not dial in step.
+        let mut r = [0u8; 1];
+        let _ = nexnet_crypto::fill_random(&mut r);
+        let wait = backoff.mul_f64(0.75 + f64::from(r[0]) / 510.0);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = node.shutdown.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(node.config.max_redial_backoff);
+    }
+    if let Some(t) = target {
+        node.members.redial_done(t);
+    }
+}
+
+/// Waits for a fetch's stream, registered under `key` before asking.
+pub(crate) async fn await_stream(
+    node: &Node,
+    key: TransferKey,
+    rx: oneshot::Receiver<RecvStream>,
+) -> std::result::Result<RecvStream, String> {
+    let got = tokio::time::timeout(node.config.stall_timeout, rx).await;
+    node.fetches.forget(&key);
+    match got {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(_)) => Err("the object stream was lost".into()),
+        Err(_) => Err("the object stream never came".into()),
+    }
+}
+
+/// Whether a store error means the local copy is bad (and was moved aside).
+pub(crate) fn is_corruption(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Corrupt { .. } | StoreError::HashMismatch { .. }
+    )
+}

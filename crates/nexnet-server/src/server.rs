@@ -1,0 +1,226 @@
+//! [`FileServer`]: the public face of a node.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use nexnet_crypto::{KeyId, name_id};
+use nexnet_p2p::{NodeId, Transport};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+use crate::{
+    DeleteReport, FileInfo, FileReader, MemberInfo, Receipt, RepairReport, Result, ServerConfig,
+    ServerError, catalog::check_name, node::Node, repair,
+};
+
+/// A node's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Objects stored here.
+    pub objects: u64,
+    /// Bytes they take.
+    pub bytes: u64,
+    /// Files in the catalog.
+    pub files: usize,
+    /// Members connected now.
+    pub peers: usize,
+    /// Members known, connected or not.
+    pub members: usize,
+}
+
+/// A running node: stores, replicates, fetches, verifies and deletes files
+/// across its mesh. Cloning is cheap; clones share the node.
+#[derive(Clone)]
+pub struct FileServer {
+    node: Arc<Node>,
+}
+
+impl std::fmt::Debug for FileServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileServer")
+            .field("node", &self.node.id)
+            .field("addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileServer {
+    /// Opens the node on its data directory (creating its identity, data
+    /// key, network secret, store and catalog on first start), starts
+    /// listening and joins the mesh through the bootstrap peers.
+    pub async fn open(config: ServerConfig) -> Result<Self> {
+        Ok(Self {
+            node: Node::start(config).await?,
+        })
+    }
+
+    /// This node's id (kept across restarts).
+    pub fn node_id(&self) -> NodeId {
+        self.node.id
+    }
+
+    /// The address peers dial.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.node
+            .config
+            .advertise
+            .unwrap_or(self.node.transport.local_addr())
+    }
+
+    /// The fingerprint of the data key.
+    pub fn key_id(&self) -> KeyId {
+        self.node.key.id()
+    }
+
+    /// The node's settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.node.config
+    }
+
+    /// Stores `source` under `name`, replacing any file of that name.
+    ///
+    /// One pass over the source: it is encrypted once, hashed once, written
+    /// to the local store, and the same chunks go to the other holders. If
+    /// placement needs the content id first (more nodes than replicas), the
+    /// replicas are sent from the local object once it is committed. Fails
+    /// with [`ServerError::Quorum`] if fewer holders than the write quorum
+    /// committed (the file is then readable from those that did).
+    pub async fn store(&self, name: &str, source: impl AsyncRead + Unpin) -> Result<Receipt> {
+        self.node.store_file(name, source).await
+    }
+
+    /// Stores the file at `path` under `name`.
+    pub async fn store_path(&self, name: &str, path: impl AsRef<Path>) -> Result<Receipt> {
+        let path = path.as_ref();
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ServerError::io("open", path, e))?;
+        self.store(name, file).await
+    }
+
+    /// Opens `name` for reading. The object is verified against its content
+    /// id before a byte is returned: the local copy if it is good (a bad one
+    /// is quarantined), otherwise the first copy a peer delivers that
+    /// verifies, which is kept here. [`ServerError::NotFound`] if no node
+    /// knows the name; a `KeyMismatch` if the file was stored under
+    /// another data key.
+    pub async fn get(&self, name: &str) -> Result<FileReader> {
+        self.node.get_file(name).await
+    }
+
+    /// Writes `name` to `path` (through a temp file and a rename, so `path`
+    /// is the whole file or untouched). Returns the bytes written.
+    pub async fn get_to_path(&self, name: &str, path: impl AsRef<Path>) -> Result<u64> {
+        let path = path.as_ref();
+        let mut reader = self.get(name).await?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => ".".into(),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".nexnet-get-")
+            .tempfile_in(&dir)
+            .map_err(|e| ServerError::io("create temp file in", &dir, e))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        let n = tokio::io::copy(&mut reader, &mut file).await.map_err(|e| {
+            match nexnet_crypto::CryptoError::from_io(&e) {
+                Some(_) => ServerError::Source(e),
+                None => ServerError::io("write", &*tmp_path, e),
+            }
+        })?;
+        file.flush()
+            .await
+            .and(file.sync_all().await)
+            .map_err(|e| ServerError::io("write", &*tmp_path, e))?;
+        tmp_path
+            .persist(path)
+            .map_err(|e| ServerError::io("rename into", path, e.error))?;
+        Ok(n)
+    }
+
+    /// Deletes `name` on every node: each drops the object and its catalog
+    /// entry, and keeps a tombstone so that a node that was away drops its
+    /// copy when it reconnects instead of spreading it again.
+    pub async fn delete(&self, name: &str) -> Result<DeleteReport> {
+        self.node.delete_file(name).await
+    }
+
+    /// Drops this node's copy of `name`'s object but keeps the file in the
+    /// catalog: the next [`get`](Self::get) fetches it from the mesh.
+    /// Returns whether a copy was here.
+    pub async fn evict(&self, name: &str) -> Result<bool> {
+        check_name(name)?;
+        match self.node.catalog.get(&name_id(name)) {
+            Some(entry) => Ok(self.node.store.delete(&entry.cid()).await?),
+            None => Err(ServerError::NotFound { name: name.into() }),
+        }
+    }
+
+    /// Whether this node holds `name`'s object itself.
+    pub async fn has(&self, name: &str) -> Result<bool> {
+        check_name(name)?;
+        match self.node.catalog.get(&name_id(name)) {
+            Some(entry) => Ok(self.node.store.has(&entry.cid()).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// The files in this node's catalog, by name where the key allows.
+    pub async fn list(&self) -> Result<Vec<FileInfo>> {
+        let mut out = Vec::new();
+        for e in self.node.catalog.entries() {
+            let cid = e.cid();
+            out.push(FileInfo {
+                name: e.name(&self.node.key).ok(),
+                name_id: e.name_id(),
+                cid,
+                size: e.plain_len,
+                created_ms: e.created_ms,
+                local: self.node.store.has(&cid).await?,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.name_id.cmp(&b.name_id)));
+        Ok(out)
+    }
+
+    /// The members of the mesh this node knows.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.node.members.snapshot()
+    }
+
+    /// Waits until `n` members are connected, for at most `within`.
+    /// Returns whether they are.
+    pub async fn wait_for_peers(&self, n: usize, within: Duration) -> bool {
+        let mut rx = self.node.connected.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Objects, bytes, files and peers.
+    pub fn stats(&self) -> Stats {
+        let usage = self.node.store.usage();
+        Stats {
+            objects: usage.objects,
+            bytes: usage.bytes,
+            files: self.node.catalog.len(),
+            peers: self.node.members.peers().len(),
+            members: self.node.members.ids().len(),
+        }
+    }
+
+    /// Runs a full repair pass now (verifying every local object) and
+    /// reports what it did.
+    pub async fn repair(&self) -> RepairReport {
+        repair::pass(&self.node, true).await
+    }
+
+    /// Stops the node: no new work, connections closed, every task
+    /// finished, the data directory released.
+    pub async fn shutdown(&self) {
+        self.node.shutdown.cancel();
+        self.node.transport.close().await;
+        self.node.tasks.close();
+        self.node.tasks.wait().await;
+    }
+}

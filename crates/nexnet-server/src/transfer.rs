@@ -1,0 +1,246 @@
+//! Moving objects between nodes: one sender feeding the same chunks to many
+//! receivers at once, and the receiving end that writes a stream into the
+//! store.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::join_all;
+use nexnet_p2p::{NodeId, Peer, RecvStream, SendStream};
+use nexnet_store::{ObjectStore, ObjectWriter};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
+    sync::oneshot,
+};
+
+use crate::{catalog::CatalogEntry, protocol::Message};
+
+/// How much of an object is read, encrypted and sent at a time. The
+/// transport cuts it into 64 KiB frames without copying.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// Reads up to [`CHUNK`] bytes: an empty chunk is the end.
+pub(crate) async fn read_chunk(
+    reader: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+) -> std::io::Result<Bytes> {
+    buf.reserve(CHUNK);
+    while buf.len() < CHUNK {
+        if reader.read_buf(buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(buf.split().freeze())
+}
+
+/// A failure to tell the caller about: which node, and why.
+pub(crate) type Failure = (NodeId, String);
+
+struct Target {
+    peer: Peer<Message>,
+    stream: SendStream,
+    transfer: u64,
+}
+
+/// Sends one object to several nodes at once: every chunk goes to every
+/// receiver that is still keeping up, and a receiver that fails or stalls
+/// is dropped with its reason while the others carry on.
+pub(crate) struct Fanout {
+    targets: Vec<Target>,
+    failures: Vec<Failure>,
+    stall: Duration,
+}
+
+impl Fanout {
+    /// A fan-out to nobody (the local copy is all there is).
+    pub(crate) fn none(stall: Duration) -> Self {
+        Self {
+            targets: Vec::new(),
+            failures: Vec::new(),
+            stall,
+        }
+    }
+
+    /// Opens a replica stream to each of `peers`; `next_transfer` hands out
+    /// transfer ids.
+    pub(crate) async fn open(
+        peers: Vec<Peer<Message>>,
+        mut next_transfer: impl FnMut() -> u64,
+        stall: Duration,
+    ) -> Self {
+        let opening = peers.into_iter().map(|peer| {
+            let transfer = next_transfer();
+            async move {
+                match tokio::time::timeout(stall, peer.open_stream(Message::Replicate { transfer }))
+                    .await
+                {
+                    Ok(Ok(stream)) => Ok(Target {
+                        peer,
+                        stream,
+                        transfer,
+                    }),
+                    Ok(Err(e)) => Err((peer.node_id(), format!("opening a stream: {e}"))),
+                    Err(_) => Err((peer.node_id(), "opening a stream timed out".into())),
+                }
+            }
+        });
+        let mut out = Self::none(stall);
+        for opened in join_all(opening).await {
+            match opened {
+                Ok(t) => out.targets.push(t),
+                Err(f) => out.failures.push(f),
+            }
+        }
+        out
+    }
+
+    /// Sends `chunk` to every receiver still in the fan-out.
+    pub(crate) async fn send(&mut self, chunk: &Bytes) {
+        if self.targets.is_empty() {
+            return;
+        }
+        let stall = self.stall;
+        let sent = join_all(self.targets.iter_mut().map(|t| async move {
+            match tokio::time::timeout(stall, t.stream.write_chunk(chunk.clone())).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("sending: {e}")),
+                Err(_) => Err(format!("stalled for {stall:?}")),
+            }
+        }))
+        .await;
+        let mut i = 0;
+        self.targets.retain(|t| {
+            let result = &sent[i];
+            i += 1;
+            if let Err(why) = result {
+                self.failures.push((t.peer.node_id(), why.clone()));
+            }
+            result.is_ok()
+        });
+    }
+
+    /// Ends every stream and asks each receiver to commit `entry`'s object.
+    /// Returns who committed, and who failed and why.
+    pub(crate) async fn commit(
+        self,
+        entry: &CatalogEntry,
+        wait: Duration,
+    ) -> (Vec<NodeId>, Vec<Failure>) {
+        let Self {
+            targets,
+            mut failures,
+            ..
+        } = self;
+        let results = join_all(targets.into_iter().map(|mut t| async move {
+            let node = t.peer.node_id();
+            t.stream
+                .shutdown()
+                .await
+                .map_err(|e| (node, format!("ending the stream: {e}")))?;
+            let commit = Message::Commit {
+                transfer: t.transfer,
+                entry: entry.clone(),
+            };
+            match t.peer.request(commit, wait).await {
+                Ok(Message::Committed) => Ok(node),
+                Ok(Message::Failed(why)) => Err((node, why)),
+                Ok(other) => Err((node, format!("unexpected answer {other:?}"))),
+                Err(e) => Err((node, e.to_string())),
+            }
+        }))
+        .await;
+        let mut committed = Vec::new();
+        for r in results {
+            match r {
+                Ok(node) => committed.push(node),
+                Err(f) => failures.push(f),
+            }
+        }
+        (committed, failures)
+    }
+}
+
+/// Writes an incoming object stream into an uncommitted object: the caller
+/// commits it once it knows what the bytes must hash to. At most `limit`
+/// bytes are accepted; a stream silent for `stall` is abandoned (dropping it
+/// resets it, so the sender hears of it).
+pub(crate) async fn receive(
+    store: &ObjectStore,
+    mut stream: RecvStream,
+    limit: Option<u64>,
+    stall: Duration,
+) -> Result<ObjectWriter, String> {
+    let mut writer = store.begin().await.map_err(|e| e.to_string())?;
+    loop {
+        let chunk = match tokio::time::timeout(stall, stream.read_chunk()).await {
+            Err(_) => return Err(format!("no data for {stall:?}")),
+            Ok(Err(e)) => return Err(format!("receiving: {e}")),
+            Ok(Ok(None)) => return Ok(writer),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        if let Some(limit) = limit
+            && writer.len() + chunk.len() as u64 > limit
+        {
+            return Err(format!("longer than the {limit} bytes announced"));
+        }
+        writer.write(&chunk).await.map_err(|e| e.to_string())?;
+    }
+}
+
+enum Slot<T> {
+    Waiting(oneshot::Sender<T>),
+    Ready(oneshot::Receiver<T>),
+}
+
+/// Meeting points between two events that may arrive in either order (a
+/// replica's stream and the request that commits it): whichever comes
+/// first leaves its half of a channel for the other.
+pub(crate) struct Rendezvous<K, T> {
+    slots: Mutex<HashMap<K, Slot<T>>>,
+}
+
+impl<K: Hash + Eq, T> Rendezvous<K, T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<K, Slot<T>>> {
+        // Guarded sections only move channel halves; a panic leaves the
+        // map usable.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The producing side of `key`.
+    pub(crate) fn producer(&self, key: K) -> oneshot::Sender<T> {
+        let mut slots = self.slots();
+        if let Some(Slot::Waiting(tx)) = slots.remove(&key) {
+            return tx;
+        }
+        let (tx, rx) = oneshot::channel();
+        slots.insert(key, Slot::Ready(rx));
+        tx
+    }
+
+    /// The consuming side of `key`.
+    pub(crate) fn consumer(&self, key: K) -> oneshot::Receiver<T> {
+        let mut slots = self.slots();
+        if let Some(Slot::Ready(rx)) = slots.remove(&key) {
+            return rx;
+        }
+        let (tx, rx) = oneshot::channel();
+        slots.insert(key, Slot::Waiting(tx));
+        rx
+    }
+
+    /// Drops whatever `key` left behind (its other side never came).
+    pub(crate) fn forget(&self, key: &K) {
+        self.slots().remove(key);
+    }
+}
