@@ -128,16 +128,18 @@ impl Node {
             // With no more nodes than replicas every node holds every
             // object, so the replicas can be fed while the source is read.
             // Otherwise placement needs the cid, known only at the end.
-            let mut fanout = if everyone_holds {
-                Fanout::open(
-                    self.members.peers(),
-                    || self.next_transfer(),
-                    self.config.stall_timeout,
-                )
-                .await
+            let early_peers = if everyone_holds {
+                self.members.peers()
             } else {
-                Fanout::none(self.config.stall_timeout)
+                Vec::new()
             };
+            let early_reach = early_peers.len();
+            let mut fanout = Fanout::open(
+                early_peers,
+                || self.next_transfer(),
+                self.config.stall_timeout,
+            )
+            .await;
             let mut buf = BytesMut::new();
             loop {
                 let chunk = transfer::read_chunk(&mut source, &mut buf)
@@ -181,7 +183,13 @@ impl Node {
                     missed.push((*h, "not connected".into()));
                 }
             }
-            let reachable = usize::from(self_holds) + remote.len();
+            // The holders reachable when their part of the transfer began.
+            let reachable = usize::from(self_holds)
+                + if everyone_holds {
+                    early_reach
+                } else {
+                    remote.len()
+                };
             let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
             // The entry goes in even on a non-holder: it can still resolve
             // the name, and a delete reaches it like every other node.

@@ -482,8 +482,11 @@ fn handle_event(node: &Arc<Node>, event: Event<Message>) {
                 // A fetch registered its consumer before asking; if it gave
                 // up meanwhile, the send fails and the stream is refused.
                 let key = (peer.node_id(), transfer);
-                if let Err(stream) = node.fetches.producer(key).send(stream) {
-                    node.fetches.forget(&key);
+                let unwanted = match node.fetches.waiting_producer(&key) {
+                    Some(tx) => tx.send(stream).err(),
+                    None => Some(stream),
+                };
+                if let Some(stream) = unwanted {
                     stream.reset(ResetCode::Refused);
                 }
             }

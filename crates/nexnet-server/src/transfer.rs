@@ -204,7 +204,7 @@ pub(crate) struct Rendezvous<K, T> {
     slots: Mutex<HashMap<K, Slot<T>>>,
 }
 
-impl<K: Hash + Eq, T> Rendezvous<K, T> {
+impl<K: Hash + Eq + Copy, T> Rendezvous<K, T> {
     pub(crate) fn new() -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -237,6 +237,20 @@ impl<K: Hash + Eq, T> Rendezvous<K, T> {
         let (tx, rx) = oneshot::channel();
         slots.insert(key, Slot::Waiting(tx));
         rx
+    }
+
+    /// The producing side of `key` only if a consumer is already waiting
+    /// (for meetings whose consumer always comes first, and may give up).
+    pub(crate) fn waiting_producer(&self, key: &K) -> Option<oneshot::Sender<T>> {
+        let mut slots = self.slots();
+        match slots.remove(key) {
+            Some(Slot::Waiting(tx)) => Some(tx),
+            Some(ready) => {
+                slots.insert(*key, ready);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Drops whatever `key` left behind (its other side never came).
