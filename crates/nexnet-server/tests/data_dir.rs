@@ -1,0 +1,99 @@
+//! A node's data directory across restarts, and damaged files in it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+
+use nexnet_server::{FileServer, ServerConfig, ServerError};
+use tokio::io::AsyncReadExt;
+
+fn config(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig::new(dir).fsync(false).repair_interval(None)
+}
+
+#[tokio::test]
+async fn identity_key_and_files_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let (id, key) = (node.node_id(), node.key_id());
+    node.store("kept.txt", &b"still here"[..]).await.unwrap();
+    node.shutdown().await;
+    drop(node);
+
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    assert_eq!((node.node_id(), node.key_id()), (id, key));
+    let mut text = String::new();
+    node.get("kept.txt")
+        .await
+        .unwrap()
+        .read_to_string(&mut text)
+        .await
+        .unwrap();
+    assert_eq!(text, "still here");
+    let listed = node.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name.as_deref(), Some("kept.txt"));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_node_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let err = FileServer::open(config(dir.path())).await.unwrap_err();
+    assert!(matches!(err, ServerError::Store(_)), "{err}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn damaged_catalog_records_are_moved_aside_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    node.store("good.txt", &b"good"[..]).await.unwrap();
+    node.shutdown().await;
+    drop(node);
+
+    let entries = dir.path().join("catalog/entries");
+    fs::write(entries.join("00112233445566778899aabbccddeeff"), b"\xff\xff garbage").unwrap();
+    fs::write(entries.join("huge"), vec![7u8; 1 << 20]).unwrap();
+    fs::write(dir.path().join("catalog/tombstones/not-a-cid"), b"").unwrap();
+
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    assert_eq!(node.list().await.unwrap().len(), 1);
+    let damaged = fs::read_dir(dir.path().join("catalog/damaged")).unwrap().count();
+    assert_eq!(damaged, 3);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_malformed_node_id_file_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("node.id"), b"not hex\n").unwrap();
+    let err = FileServer::open(config(dir.path())).await.unwrap_err();
+    assert!(matches!(err, ServerError::Catalog { .. }), "{err}");
+    fs::write(dir.path().join("node.id"), vec![b'a'; 4096]).unwrap();
+    let err = FileServer::open(config(dir.path())).await.unwrap_err();
+    assert!(matches!(err, ServerError::Catalog { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn bad_configurations_and_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        config(dir.path()).replication(0),
+        config(dir.path()).replication(2).write_quorum(3),
+        config(dir.path()).write_quorum(0),
+    ] {
+        let err = FileServer::open(bad).await.unwrap_err();
+        assert!(matches!(err, ServerError::Config(_)), "{err}");
+    }
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    for name in ["", "tab\there", &"x".repeat(2000)] {
+        let err = node.store(name, &b"x"[..]).await.unwrap_err();
+        assert!(matches!(err, ServerError::InvalidName { .. }), "{name:?}: {err}");
+    }
+    assert!(matches!(
+        node.get("never stored").await,
+        Err(ServerError::NotFound { .. })
+    ));
+    node.shutdown().await;
+}
