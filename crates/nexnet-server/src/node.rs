@@ -556,3 +556,7 @@ pub(crate) fn is_corruption(e: &StoreError) -> bool {
         StoreError::Corrupt { .. } | StoreError::HashMismatch { .. }
     )
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

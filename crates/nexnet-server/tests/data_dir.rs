@@ -53,13 +53,19 @@ async fn damaged_catalog_records_are_moved_aside_not_fatal() {
     drop(node);
 
     let entries = dir.path().join("catalog/entries");
-    fs::write(entries.join("00112233445566778899aabbccddeeff"), b"\xff\xff garbage").unwrap();
+    fs::write(
+        entries.join("00112233445566778899aabbccddeeff"),
+        b"\xff\xff garbage",
+    )
+    .unwrap();
     fs::write(entries.join("huge"), vec![7u8; 1 << 20]).unwrap();
     fs::write(dir.path().join("catalog/tombstones/not-a-cid"), b"").unwrap();
 
     let node = FileServer::open(config(dir.path())).await.unwrap();
     assert_eq!(node.list().await.unwrap().len(), 1);
-    let damaged = fs::read_dir(dir.path().join("catalog/damaged")).unwrap().count();
+    let damaged = fs::read_dir(dir.path().join("catalog/damaged"))
+        .unwrap()
+        .count();
     assert_eq!(damaged, 3);
     node.shutdown().await;
 }
@@ -89,7 +95,10 @@ async fn bad_configurations_and_names_are_refused() {
     let node = FileServer::open(config(dir.path())).await.unwrap();
     for name in ["", "tab\there", &"x".repeat(2000)] {
         let err = node.store(name, &b"x"[..]).await.unwrap_err();
-        assert!(matches!(err, ServerError::InvalidName { .. }), "{name:?}: {err}");
+        assert!(
+            matches!(err, ServerError::InvalidName { .. }),
+            "{name:?}: {err}"
+        );
     }
     assert!(matches!(
         node.get("never stored").await,

@@ -1,0 +1,208 @@
+//! A node facing a peer that knows the network secret but not the rules:
+//! every odd request gets a typed refusal, nothing is stored, the node
+//! carries on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use nexnet_crypto::{DataKey, name_id};
+use nexnet_p2p::{Events, NetworkSecret, NodeId, Peer, TcpTransport, Transport, TransportConfig};
+use nexnet_store::Cid;
+use tokio::io::AsyncWriteExt;
+
+use crate::{
+    CatalogEntry, FileServer, ServerConfig,
+    catalog::Tombstone,
+    protocol::{MAX_LIST, MemberAddr, Message},
+};
+
+struct Rogue {
+    server: FileServer,
+    peer: Peer<Message>,
+    _transport: TcpTransport<Message>,
+    _events: Events<Message>,
+    _dir: tempfile::TempDir,
+}
+
+async fn rogue() -> Rogue {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_path = dir.path().join("secret");
+    let config = ServerConfig::new(dir.path().join("node"))
+        .secret_file(&secret_path)
+        .fsync(false)
+        .repair_interval(None)
+        .stall_timeout(Duration::from_millis(300));
+    let server = FileServer::open(config).await.unwrap();
+    let secret = nexnet_crypto::secret_file::load(&secret_path).unwrap();
+    let tc = TransportConfig::new(
+        NodeId::generate().unwrap(),
+        NetworkSecret::from_bytes(*secret),
+    );
+    let (transport, events) = TcpTransport::bind("127.0.0.1:0".parse().unwrap(), tc)
+        .await
+        .unwrap();
+    let peer = transport.dial(server.local_addr()).await.unwrap();
+    Rogue {
+        server,
+        peer,
+        _transport: transport,
+        _events: events,
+        _dir: dir,
+    }
+}
+
+fn entry_for(bytes: &[u8]) -> CatalogEntry {
+    let key = DataKey::generate().unwrap();
+    let len = bytes.len() as u64;
+    CatalogEntry::new(&key, "x", name_id("x"), Cid::of(bytes), len, len - 32).unwrap()
+}
+
+async fn ask(r: &Rogue, m: Message) -> Message {
+    r.peer.request(m, Duration::from_secs(5)).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_commit_without_a_stream_fails_and_stores_nothing() {
+    let r = rogue().await;
+    let answer = ask(
+        &r,
+        Message::Commit {
+            transfer: 7,
+            entry: entry_for(&[0u8; 40]),
+        },
+    )
+    .await;
+    assert!(matches!(answer, Message::Failed(_)), "{answer:?}");
+    assert_eq!(r.server.stats().objects, 0);
+    assert_eq!(r.server.stats().files, 0);
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_hash_to_its_cid_is_not_committed() {
+    let r = rogue().await;
+    let mut stream = r
+        .peer
+        .open_stream(Message::Replicate { transfer: 1 })
+        .await
+        .unwrap();
+    stream.write_all(&[1u8; 40]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    // Claims the bytes are something else.
+    let answer = ask(
+        &r,
+        Message::Commit {
+            transfer: 1,
+            entry: entry_for(&[2u8; 40]),
+        },
+    )
+    .await;
+    assert!(
+        matches!(answer, Message::Failed(ref why) if why.contains("mismatch")),
+        "{answer:?}"
+    );
+    assert_eq!(r.server.stats().objects, 0);
+    assert_eq!(r.server.stats().files, 0);
+}
+
+#[tokio::test]
+async fn a_replica_of_a_deleted_object_is_refused() {
+    let r = rogue().await;
+    let bytes = [3u8; 40];
+    r.peer
+        .send(Message::Tombstones(vec![(
+            *Cid::of(&bytes).as_bytes(),
+            Tombstone::new(name_id("x")),
+        )]))
+        .await
+        .unwrap();
+    let mut stream = r
+        .peer
+        .open_stream(Message::Replicate { transfer: 2 })
+        .await
+        .unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let answer = ask(
+        &r,
+        Message::Commit {
+            transfer: 2,
+            entry: entry_for(&bytes),
+        },
+    )
+    .await;
+    assert!(
+        matches!(answer, Message::Failed(ref why) if why.contains("deleted")),
+        "{answer:?}"
+    );
+    assert_eq!(r.server.stats().objects, 0);
+}
+
+#[tokio::test]
+async fn unknown_objects_unknown_names_and_stray_streams() {
+    let r = rogue().await;
+    let cid = *Cid::of(b"nothing").as_bytes();
+    assert!(matches!(
+        ask(&r, Message::Fetch { cid, transfer: 1 }).await,
+        Message::Missing
+    ));
+    assert!(matches!(
+        ask(&r, Message::Has { cid }).await,
+        Message::Have(false)
+    ));
+    assert!(matches!(
+        ask(&r, Message::Lookup { name: [9; 16] }).await,
+        Message::Entry(None)
+    ));
+    assert!(matches!(
+        ask(&r, Message::Committed).await,
+        Message::Failed(_)
+    ));
+
+    // An object stream nobody asked for is reset, whatever its size.
+    let mut stray = r
+        .peer
+        .open_stream(Message::Object { transfer: 42 })
+        .await
+        .unwrap();
+    let mut refused = false;
+    for _ in 0..64 {
+        if stray.write_all(&[0u8; 64 * 1024]).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a stray stream was accepted");
+    assert_eq!(r.server.stats().objects, 0);
+    // The connection carries on.
+    assert!(matches!(
+        ask(&r, Message::Has { cid }).await,
+        Message::Have(false)
+    ));
+}
+
+#[tokio::test]
+async fn a_flood_of_members_is_bounded() {
+    let r = rogue().await;
+    let flood: Vec<MemberAddr> = (0..5000u32)
+        .map(|i| {
+            let mut node = [0u8; 32];
+            node[..4].copy_from_slice(&i.to_be_bytes());
+            MemberAddr {
+                node,
+                // Nothing listens there: dials fail and are retried later.
+                addr: "127.0.0.1:9".parse().unwrap(),
+            }
+        })
+        .collect();
+    // The message itself may exceed what the transport carries; either
+    // way the node stays up and learns at most MAX_LIST members.
+    let _ = r
+        .peer
+        .request(Message::Members(flood), Duration::from_secs(5))
+        .await;
+    assert!(r.server.members().len() <= MAX_LIST + 1);
+    assert!(matches!(
+        ask(&r, Message::Has { cid: [0; 20] }).await,
+        Message::Have(false)
+    ));
+}
