@@ -39,6 +39,15 @@ pub enum ServerError {
         failures: Vec<(NodeId, String)>,
     },
 
+    /// A range that starts past the end of the file.
+    #[error("range starts at byte {offset}, the file has {file_len}")]
+    RangeNotSatisfiable {
+        /// Where the range starts.
+        offset: u64,
+        /// The file's size.
+        file_len: u64,
+    },
+
     /// A file name that cannot be used.
     #[error("invalid name: {reason}")]
     InvalidName {

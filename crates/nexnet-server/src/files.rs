@@ -11,7 +11,7 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use nexnet_crypto::{DecryptReader, EncryptReader, NameId, name_id};
 use nexnet_p2p::{NodeId, Peer};
 use nexnet_store::{Cid, ObjectReader};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
@@ -76,19 +76,25 @@ pub struct FileInfo {
 
 /// The plaintext of a file, streamed from its verified local object.
 pub struct FileReader {
-    inner: DecryptReader<ObjectReader>,
+    inner: tokio::io::Take<DecryptReader<ObjectReader>>,
     len: u64,
+    file_len: u64,
 }
 
 impl FileReader {
-    /// The file's size in bytes.
+    /// How many bytes this reader yields: the file's size, or the range's.
     pub fn len(&self) -> u64 {
         self.len
     }
 
-    /// Whether the file is empty.
+    /// Whether it yields nothing.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The whole file's size.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
     }
 }
 
@@ -286,25 +292,40 @@ impl Node {
     }
 
     /// Opens `name` for reading (see [`FileServer::get`](crate::FileServer::get)).
-    pub(crate) async fn get_file(&self, name: &str) -> Result<FileReader> {
+    pub(crate) async fn get_file(
+        &self,
+        name: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<FileReader> {
         check_name(name)?;
         let name_id = name_id(name);
         let span = info_span!("get", %name_id);
         async move {
             let not_found = || ServerError::NotFound { name: name.into() };
             let entry = self.find_entry(name_id).await.ok_or_else(not_found)?;
+            let file_len = entry.plain_len;
+            let (offset, len) = match range {
+                None => (0, file_len),
+                Some((offset, _)) if offset > file_len || (offset == file_len && file_len > 0) => {
+                    return Err(ServerError::RangeNotSatisfiable { offset, file_len });
+                }
+                Some((offset, len)) => (offset, len.min(file_len - offset)),
+            };
             let cid = entry.cid();
             self.ensure_local(&entry).await?;
             if self.catalog.get(&name_id).is_none() {
                 self.catalog.put(entry.clone()).await?;
             }
             let object = self.store.read(&cid).await?;
-            let inner = DecryptReader::new_async(&self.key, object)
+            // CTR has random access: a range reads only its own bytes.
+            let inner = DecryptReader::new_async_at(&self.key, object, offset)
                 .await?
-                .expect_len(entry.plain_len);
+                .expect_len(file_len)
+                .take(len);
             Ok(FileReader {
                 inner,
-                len: entry.plain_len,
+                len,
+                file_len,
             })
         }
         .instrument(span)

@@ -104,7 +104,16 @@ impl FileServer {
     /// knows the name; a `KeyMismatch` if the file was stored under
     /// another data key.
     pub async fn get(&self, name: &str) -> Result<FileReader> {
-        self.node.get_file(name).await
+        self.node.get_file(name, None).await
+    }
+
+    /// Like [`get`](Self::get), but yields only `len` bytes from byte
+    /// `offset` of the file (fewer if the file ends first). Only the range
+    /// is decrypted and read, after the whole object was verified. An
+    /// `offset` at or past the end of a non-empty file is
+    /// [`ServerError::RangeNotSatisfiable`].
+    pub async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<FileReader> {
+        self.node.get_file(name, Some((offset, len))).await
     }
 
     /// Writes `name` to `path` (through a temp file and a rename, so `path`
