@@ -127,6 +127,9 @@ impl Node {
         let name_id = name_id(name);
         let span = info_span!("store", %name_id);
         async move {
+            // The version this store replaces, wherever it is known: a node
+            // that never saw the name must still remove the old object.
+            let previous = self.find_entry(name_id).await;
             let r = self.config.replication;
             let everyone_holds = self.all_nodes().len() <= r;
             let mut source = EncryptReader::new(&self.key, source)?;
@@ -199,10 +202,12 @@ impl Node {
             let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
             // The entry goes in even on a non-holder: it can still resolve
             // the name, and a delete reaches it like every other node.
-            if let Some(old) = self.catalog.put(entry).await?
-                && old.cid() != cid
-            {
-                self.replace_old(old).await;
+            let replaced = self.catalog.put(entry).await?;
+            let mut old: Vec<CatalogEntry> = previous.into_iter().chain(replaced).collect();
+            old.retain(|o| o.cid() != cid);
+            old.dedup_by_key(|o| o.cid());
+            for o in old {
+                self.replace_old(o).await;
             }
             if committed.len() < needed {
                 warn!(%cid, needed, committed = committed.len(), "store below its write quorum");
@@ -342,6 +347,9 @@ impl Node {
                 Err(e) if is_corruption(&e) => {
                     warn!(%cid, error = %e, "local copy failed verification; fetching another");
                 }
+                // Gone since `has` (a concurrent get quarantined it, or an
+                // evict): fetch like any missing copy.
+                Err(nexnet_store::StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -174,7 +174,15 @@ impl Node {
             .commit_expecting(cid)
             .await
             .map_err(|e| e.to_string())?;
-        self.catalog.put(entry).await.map_err(|e| e.to_string())?;
+        let replaced = self.catalog.put(entry).await.map_err(|e| e.to_string())?;
+        // The name moved to a new object: the old one is dead here (its
+        // originator also deletes it everywhere, with a tombstone).
+        if let Some(old) = replaced
+            && old.cid() != cid
+            && !self.catalog.references(&old.cid())
+        {
+            let _ = self.store.delete(&old.cid()).await;
+        }
         debug!(%cid, "replica committed");
         Ok(())
     }
