@@ -157,20 +157,27 @@ impl Node {
                 if chunk.is_empty() {
                     break;
                 }
-                let (written, ()) = tokio::join!(local.write(&chunk), fanout.send(&chunk));
+                let (written, ()) =
+                    tokio::join!(local.write_chunk(chunk.clone()), fanout.send(&chunk));
                 written?;
             }
             let plain_len = source.plaintext_len();
-            let written = local.commit().await?;
-            let cid = written.cid;
-            let entry = CatalogEntry::new(&self.key, name, name_id, cid, written.len, plain_len)?;
+            let (cid, object_len) = (local.cid(), local.len());
+            let entry = CatalogEntry::new(&self.key, name, name_id, cid, object_len, plain_len)?;
             let holders = placement::holders(&cid, self.all_nodes(), r);
             let remote: Vec<Peer<Message>> = holders
                 .iter()
                 .filter(|h| **h != self.id)
                 .filter_map(|h| self.members.peer(h))
                 .collect();
-            if !everyone_holds {
+            let stall = self.config.stall_timeout;
+            let (mut committed, mut missed) = if everyone_holds {
+                // Every node commits (and fsyncs) at the same time.
+                let (local, remote) = tokio::join!(local.commit(), fanout.commit(&entry, stall));
+                local?;
+                remote
+            } else {
+                local.commit().await?;
                 fanout = Fanout::open(
                     remote.clone(),
                     || self.next_transfer(),
@@ -178,9 +185,8 @@ impl Node {
                 )
                 .await;
                 self.send_object(&cid, &mut fanout).await?;
-            }
-            let (mut committed, mut missed) =
-                fanout.commit(&entry, self.config.stall_timeout).await;
+                fanout.commit(&entry, stall).await
+            };
             let self_holds = holders.contains(&self.id);
             if self_holds {
                 committed.insert(0, self.id);
@@ -225,7 +231,7 @@ impl Node {
             info!(%cid, bytes = plain_len, committed = committed.len(), "stored");
             Ok(Receipt {
                 cid,
-                object_len: written.len,
+                object_len,
                 plain_len,
                 holders,
                 committed,

@@ -175,6 +175,11 @@ impl Node {
             .await
             .map_err(|e| e.to_string())?;
         let replaced = self.catalog.put(entry).await.map_err(|e| e.to_string())?;
+        if self.catalog.is_deleted(&cid) {
+            // The tombstone arrived while we committed: it wins.
+            let _ = self.store.delete(&cid).await;
+            return Err(format!("{cid} was deleted"));
+        }
         // The name moved to a new object: the old one is dead here (its
         // originator also deletes it everywhere, with a tombstone).
         if let Some(old) = replaced

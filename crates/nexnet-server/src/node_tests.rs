@@ -21,7 +21,7 @@ struct Rogue {
     peer: Peer<Message>,
     _transport: TcpTransport<Message>,
     _events: Events<Message>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn rogue() -> Rogue {
@@ -47,7 +47,7 @@ async fn rogue() -> Rogue {
         peer,
         _transport: transport,
         _events: events,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -115,6 +115,21 @@ async fn a_replica_of_a_deleted_object_is_refused() {
         )]))
         .await
         .unwrap();
+    // Tombstones are applied in the background: wait until this one is on
+    // disk.
+    let tombstone = r
+        .dir
+        .path()
+        .join("node/catalog/tombstones")
+        .join(Cid::of(&bytes).to_hex());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !tombstone.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tombstone never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut stream = r
         .peer
         .open_stream(Message::Replicate { transfer: 2 })

@@ -188,7 +188,7 @@ pub(crate) async fn receive(
         {
             return Err(format!("longer than the {limit} bytes announced"));
         }
-        writer.write(&chunk).await.map_err(|e| e.to_string())?;
+        writer.write_chunk(chunk).await.map_err(|e| e.to_string())?;
     }
 }
 

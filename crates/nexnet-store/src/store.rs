@@ -11,10 +11,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use bytes::{Bytes, BytesMut};
 use tempfile::TempPath;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
-    task::spawn_blocking,
+    io::{AsyncRead, AsyncReadExt},
+    task::{JoinHandle, spawn_blocking},
 };
 use tracing::{debug, info, warn};
 
@@ -200,13 +201,20 @@ impl ObjectStore {
     async fn write_inner(&self, expected: Option<Cid>, reader: impl AsyncRead) -> Result<Written> {
         let mut reader = pin!(reader);
         let mut writer = self.begin().await?;
-        let mut buf = vec![0u8; self.inner.config.buffer_size];
+        let size = self.inner.config.buffer_size;
+        let mut buf = BytesMut::new();
         loop {
-            let n = reader.read(&mut buf).await.map_err(StoreError::Source)?;
+            // A buffer is read while the previous one is being written; it
+            // comes back to `buf` once the write is done with it.
+            buf.reserve(size);
+            let n = reader
+                .read_buf(&mut buf)
+                .await
+                .map_err(StoreError::Source)?;
             if n == 0 {
                 break;
             }
-            writer.write(&buf[..n]).await?;
+            writer.write_chunk(buf.split().freeze()).await?;
         }
         match expected {
             Some(cid) => writer.commit_expecting(cid).await,
@@ -230,7 +238,10 @@ impl ObjectStore {
         .await??;
         Ok(ObjectWriter {
             inner: self.inner.clone(),
-            file: tokio::fs::File::from_std(file),
+            file: Some(file),
+            writing: None,
+            syncing: None,
+            unsynced: 0,
             temp,
             hasher: CidHasher::new(),
         })
@@ -665,13 +676,28 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// by [`commit`](Self::commit) or, for bytes that must match a known id,
 /// [`commit_expecting`](Self::commit_expecting). Dropped uncommitted, its
 /// temp file is deleted.
+///
+/// A chunk is hashed on the caller's task, while its bytes are still in
+/// that core's cache, and written by tokio's blocking pool while the caller
+/// goes on: hashing and disk writes overlap. (Hashing in the blocking pool
+/// instead measured 10-20% slower: the bytes change cores first.) With fsync
+/// on, written data is flushed to disk in the background every
+/// [`EARLY_SYNC_BYTES`] as the object grows, so the fsync at commit only
+/// waits for the last few MiB rather than the whole object.
 pub struct ObjectWriter {
     inner: Arc<Inner>,
-    file: tokio::fs::File,
+    /// `None` while a write in flight holds it.
+    file: Option<File>,
+    writing: Option<JoinHandle<(File, io::Result<()>)>>,
+    syncing: Option<JoinHandle<io::Result<()>>>,
+    unsynced: u64,
     // Dropping it (an error, or a caller that gives up) deletes the file.
     temp: TempPath,
     hasher: CidHasher,
 }
+
+/// How much an [`ObjectWriter`] writes between two background flushes.
+pub const EARLY_SYNC_BYTES: u64 = 16 * 1024 * 1024;
 
 impl std::fmt::Debug for ObjectWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -683,22 +709,61 @@ impl std::fmt::Debug for ObjectWriter {
 }
 
 impl ObjectWriter {
-    /// Appends `bytes`; fails with [`StoreError::TooLarge`] past the
-    /// store's limit.
+    /// Appends `bytes` (copied; see [`write_chunk`](Self::write_chunk)).
     pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write_chunk(Bytes::copy_from_slice(bytes)).await
+    }
+
+    /// Appends `bytes` without copying them; fails with
+    /// [`StoreError::TooLarge`] past the store's limit.
+    pub async fn write_chunk(&mut self, bytes: Bytes) -> Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.hasher.update(bytes);
+        self.hasher.update(&bytes);
         if let Some(limit) = self.inner.config.max_object_len
             && self.hasher.len() > limit
         {
             return Err(StoreError::TooLarge { limit });
         }
+        let file = self.settle().await?;
+        self.unsynced += bytes.len() as u64;
+        if self.inner.config.fsync && self.unsynced >= EARLY_SYNC_BYTES {
+            self.start_early_sync(&file)?;
+        }
+        self.writing = Some(spawn_blocking(move || {
+            let written = io::Write::write_all(&mut &file, &bytes);
+            (file, written)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the write in flight and takes the file back.
+    async fn settle(&mut self) -> Result<File> {
+        if let Some(writing) = self.writing.take() {
+            let (file, written) = writing.await?;
+            written.map_err(|e| StoreError::io("write", &*self.temp, e))?;
+            self.file = Some(file);
+        }
+        // Invariant: the file is either here or held by the write in
+        // flight, which `writing` tracks and was just joined.
         self.file
-            .write_all(bytes)
-            .await
-            .map_err(|e| StoreError::io("write", &*self.temp, e))
+            .take()
+            .ok_or_else(|| StoreError::Task("object file lost".into()))
+    }
+
+    /// Flushes what is written so far in the background, unless the last
+    /// flush is still running.
+    fn start_early_sync(&mut self, file: &File) -> Result<()> {
+        if self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return Ok(());
+        }
+        let clone = file
+            .try_clone()
+            .map_err(|e| StoreError::io("open", &*self.temp, e))?;
+        self.syncing = Some(spawn_blocking(move || clone.sync_data()));
+        self.unsynced = 0;
+        Ok(())
     }
 
     /// Bytes written so far.
@@ -709,6 +774,13 @@ impl ObjectWriter {
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.hasher.is_empty()
+    }
+
+    /// The content id of what was written so far (the object's, once the
+    /// last byte is in): lets a caller announce it before the commit's
+    /// fsync is done.
+    pub fn cid(&self) -> Cid {
+        self.hasher.clone().finish().0
     }
 
     /// Makes the object durable and visible under the content id of what
@@ -723,25 +795,9 @@ impl ObjectWriter {
         self.commit_inner(Some(cid)).await
     }
 
-    async fn commit_inner(self, expected: Option<Cid>) -> Result<Written> {
-        let Self {
-            inner,
-            mut file,
-            temp,
-            hasher,
-        } = self;
-        // tokio's File reports a failed write on the next operation: flush
-        // before trusting the bytes are in the file.
-        file.flush()
-            .await
-            .map_err(|e| StoreError::io("write", &*temp, e))?;
-        if inner.config.fsync {
-            file.sync_all()
-                .await
-                .map_err(|e| StoreError::io("fsync", &*temp, e))?;
-        }
-        drop(file);
-        let (cid, len) = hasher.finish();
+    async fn commit_inner(mut self, expected: Option<Cid>) -> Result<Written> {
+        let file = self.settle().await?;
+        let (cid, len) = self.hasher.clone().finish();
         if let Some(expected) = expected
             && expected != cid
         {
@@ -750,6 +806,20 @@ impl ObjectWriter {
                 actual: cid,
             });
         }
-        spawn_blocking(move || inner.commit(cid, len, temp)).await?
+        if let Some(syncing) = self.syncing.take() {
+            syncing
+                .await?
+                .map_err(|e| StoreError::io("fsync", &*self.temp, e))?;
+        }
+        let Self { inner, temp, .. } = self;
+        spawn_blocking(move || {
+            if inner.config.fsync {
+                file.sync_all()
+                    .map_err(|e| StoreError::io("fsync", &*temp, e))?;
+            }
+            drop(file);
+            inner.commit(cid, len, temp)
+        })
+        .await?
     }
 }

@@ -70,15 +70,24 @@ impl Pattern {
 
     fn fill(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min((self.len - self.pos) as usize);
-        let mut i = 0;
-        while i < n {
-            let pos = self.pos + i as u64;
-            let word = Self::word(self.seed, pos / 8).to_le_bytes();
-            let offset = (pos % 8) as usize;
-            let take = (8 - offset).min(n - i);
-            out[i..i + take].copy_from_slice(&word[offset..offset + take]);
-            i += take;
+        let out = &mut out[..n];
+        // A partial word up to the next 8-byte boundary of the stream...
+        let head = ((8 - self.pos % 8) % 8).min(n as u64) as usize;
+        for (i, b) in out[..head].iter_mut().enumerate() {
+            *b = Self::byte_at(self.seed, self.pos + i as u64);
         }
+        // ...then whole words (the fast path: generators run at memory
+        // speed, so they do not dominate the benchmarks they feed)...
+        let mut index = (self.pos + head as u64) / 8;
+        let mut words = out[head..].chunks_exact_mut(8);
+        for w in &mut words {
+            w.copy_from_slice(&Self::word(self.seed, index).to_le_bytes());
+            index += 1;
+        }
+        // ...and the bytes of the last partial word.
+        let tail = words.into_remainder();
+        let word = Self::word(self.seed, index).to_le_bytes();
+        tail.copy_from_slice(&word[..tail.len()]);
         self.pos += n as u64;
         n
     }
