@@ -6,12 +6,14 @@
 use std::time::Duration;
 
 use nexnet_crypto::{DataKey, name_id};
-use nexnet_p2p::{Events, NetworkSecret, NodeId, Peer, TcpTransport, Transport, TransportConfig};
+use nexnet_p2p::{
+    Event, Events, NetworkSecret, NodeId, Peer, TcpTransport, Transport, TransportConfig,
+};
 use nexnet_store::Cid;
 use tokio::io::AsyncWriteExt;
 
 use crate::{
-    CatalogEntry, FileServer, ServerConfig,
+    CatalogEntry, FileServer, ServerConfig, ServerError,
     catalog::Tombstone,
     protocol::{MAX_LIST, MemberAddr, Message},
 };
@@ -20,7 +22,7 @@ struct Rogue {
     server: FileServer,
     peer: Peer<Message>,
     _transport: TcpTransport<Message>,
-    _events: Events<Message>,
+    events: Option<Events<Message>>,
     dir: tempfile::TempDir,
 }
 
@@ -46,7 +48,7 @@ async fn rogue() -> Rogue {
         server,
         peer,
         _transport: transport,
-        _events: events,
+        events: Some(events),
         dir,
     }
 }
@@ -220,4 +222,89 @@ async fn a_flood_of_members_is_bounded() {
         ask(&r, Message::Has { cid: [0; 20] }).await,
         Message::Have(false)
     ));
+}
+
+/// A peer that knows the file, promises it, sends a little and then stalls
+/// (or sends bytes that do not match): the get gives up on it after the
+/// stall time-out with a typed error, never hangs.
+async fn lying_holder(stall: bool) {
+    let mut r = rogue().await;
+    let object: Vec<u8> = (0..100u8).collect();
+    let entry = entry_for(&object);
+    let mut events = r.events.take().unwrap();
+    let served = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(event) = events.next().await {
+            if let Event::Request {
+                message,
+                responder,
+                peer,
+            } = event
+            {
+                match message {
+                    Message::Lookup { .. } => {
+                        responder
+                            .respond(Message::Entry(Some(entry.clone())))
+                            .await
+                            .unwrap();
+                    }
+                    Message::Fetch { transfer, .. } => {
+                        responder
+                            .respond(Message::Sending { len: 100 })
+                            .await
+                            .unwrap();
+                        let mut out = peer
+                            .open_stream(Message::Object { transfer })
+                            .await
+                            .unwrap();
+                        if stall {
+                            out.write_all(&[0u8; 10]).await.unwrap();
+                            held.push(out); // never finished, never dropped
+                        } else {
+                            out.write_all(&[0xAB; 100]).await.unwrap();
+                            out.shutdown().await.unwrap();
+                        }
+                    }
+                    Message::Members(_) => {
+                        responder
+                            .respond(Message::Members(Vec::new()))
+                            .await
+                            .unwrap();
+                    }
+                    other => {
+                        responder
+                            .respond(Message::Failed(format!("{other:?}")))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        }
+    });
+    assert!(r.server.wait_for_peers(1, Duration::from_secs(5)).await);
+    let err = r.server.get("x").await.unwrap_err();
+    match err {
+        ServerError::Unavailable { attempts, .. } => {
+            assert_eq!(attempts.len(), 1, "{attempts:?}");
+            let why = &attempts[0].1;
+            if stall {
+                assert!(why.contains("no data"), "{why}");
+            } else {
+                assert!(why.contains("mismatch"), "{why}");
+            }
+        }
+        other => panic!("expected Unavailable, got {other}"),
+    }
+    assert_eq!(r.server.stats().objects, 0, "nothing unverified is kept");
+    served.abort();
+}
+
+#[tokio::test]
+async fn a_holder_that_stalls_is_abandoned() {
+    lying_holder(true).await;
+}
+
+#[tokio::test]
+async fn a_holder_that_sends_bad_bytes_is_abandoned() {
+    lying_holder(false).await;
 }
