@@ -55,6 +55,13 @@ pub enum ServerError {
         reason: &'static str,
     },
 
+    /// `init` on a directory that already holds a node.
+    #[error("{} already holds a node (its node.id exists); refusing to overwrite it", path.display())]
+    AlreadyInitialized {
+        /// The data directory.
+        path: PathBuf,
+    },
+
     /// A configuration that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -72,6 +72,8 @@ pub struct FileInfo {
     pub created_ms: u64,
     /// Whether this node holds the object itself.
     pub local: bool,
+    /// The nodes placement names to hold it, best first.
+    pub holders: Vec<NodeId>,
 }
 
 /// The plaintext of a file, streamed from its verified local object.

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod config;
+mod data_dir;
 mod error;
 mod files;
 mod membership;
@@ -18,6 +19,7 @@ mod transfer;
 
 pub use catalog::{CatalogEntry, MAX_NAME_LEN, Tombstone};
 pub use config::ServerConfig;
+pub use data_dir::{Initialized, KEY_FILE, NODE_ID_FILE, SECRET_FILE, init_data_dir};
 pub use error::{Result, ServerError};
 pub use files::{DeleteReport, FileInfo, FileReader, Receipt};
 pub use membership::MemberInfo;

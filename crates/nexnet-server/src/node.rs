@@ -2,7 +2,6 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -23,6 +22,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::{
     Result, ServerConfig, ServerError,
     catalog::{Catalog, Tombstone},
+    data_dir::{KEY_FILE, NODE_ID_FILE, SECRET_FILE},
     membership::Members,
     protocol::{MAX_LIST, Message},
     transfer::{self, Rendezvous},
@@ -72,18 +72,18 @@ impl Node {
             let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let dir = &config.data_dir;
-                let id = load_or_create_node_id(&dir.join("node.id"))?;
+                let id = crate::data_dir::load_or_create_node_id(&dir.join(NODE_ID_FILE))?;
                 let key = DataKey::load_or_generate(
                     config
                         .key_file
                         .clone()
-                        .unwrap_or_else(|| dir.join("data.key")),
+                        .unwrap_or_else(|| dir.join(KEY_FILE)),
                 )?;
                 let secret = secret_file::load_or_generate(
                     &config
                         .secret_file
                         .clone()
-                        .unwrap_or_else(|| dir.join("network.secret")),
+                        .unwrap_or_else(|| dir.join(SECRET_FILE)),
                 )?;
                 let catalog = Catalog::open(&dir.join("catalog"), config.fsync)?;
                 Ok((id, key, NetworkSecret::from_bytes(*secret), catalog))
@@ -352,43 +352,6 @@ impl Node {
                 Err(e) => warn!(%cid, error = %e, "could not apply a delete"),
             }
         }
-    }
-}
-
-/// Reads the node id at `path`, or creates one.
-fn load_or_create_node_id(path: &Path) -> Result<NodeId> {
-    let read = |path: &Path| -> Result<NodeId> {
-        let text = std::fs::read(path).map_err(|e| ServerError::io("read", path, e))?;
-        let malformed = || ServerError::Catalog {
-            path: path.into(),
-            reason: "a node id file holds 64 hex digits".into(),
-        };
-        let text = std::str::from_utf8(text.get(..text.len().min(80)).unwrap_or(&[]))
-            .map_err(|_| malformed())?;
-        text.trim().parse().map_err(|_| malformed())
-    };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.len() > 80 => Err(ServerError::Catalog {
-            path: path.into(),
-            reason: "too long for a node id file".into(),
-        }),
-        Ok(_) => read(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = NodeId::generate()?;
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .map_err(|e| ServerError::io("create temp file in", dir, e))?;
-            std::io::Write::write_all(&mut tmp, format!("{id}\n").as_bytes())
-                .and_then(|()| tmp.as_file().sync_all())
-                .map_err(|e| ServerError::io("write", path, e))?;
-            match tmp.persist_noclobber(path) {
-                Ok(_) => Ok(id),
-                // Another process created it first: its id wins.
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path),
-                Err(e) => Err(ServerError::io("create", path, e.error)),
-            }
-        }
-        Err(e) => Err(ServerError::io("stat", path, e)),
     }
 }
 

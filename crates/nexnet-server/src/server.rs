@@ -178,18 +178,37 @@ impl FileServer {
     pub async fn list(&self) -> Result<Vec<FileInfo>> {
         let mut out = Vec::new();
         for e in self.node.catalog.entries() {
-            let cid = e.cid();
-            out.push(FileInfo {
-                name: e.name(&self.node.key).ok(),
-                name_id: e.name_id(),
-                cid,
-                size: e.plain_len,
-                created_ms: e.created_ms,
-                local: self.node.store.has(&cid).await?,
-            });
+            out.push(self.file_info(&e).await?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.name_id.cmp(&b.name_id)));
         Ok(out)
+    }
+
+    /// What is known of `name` (here, or by the first member that knows
+    /// it), without reading it.
+    pub async fn info(&self, name: &str) -> Result<FileInfo> {
+        check_name(name)?;
+        match self.node.find_entry(name_id(name)).await {
+            Some(e) => self.file_info(&e).await,
+            None => Err(ServerError::NotFound { name: name.into() }),
+        }
+    }
+
+    async fn file_info(&self, e: &crate::CatalogEntry) -> Result<FileInfo> {
+        let cid = e.cid();
+        Ok(FileInfo {
+            name: e.name(&self.node.key).ok(),
+            name_id: e.name_id(),
+            cid,
+            size: e.plain_len,
+            created_ms: e.created_ms,
+            local: self.node.store.has(&cid).await?,
+            holders: crate::placement::holders(
+                &cid,
+                self.node.all_nodes(),
+                self.node.config.replication,
+            ),
+        })
     }
 
     /// The members of the mesh this node knows.

@@ -106,3 +106,45 @@ async fn bad_configurations_and_names_are_refused() {
     ));
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn init_creates_a_node_adopts_shared_files_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = nexnet_server::init_data_dir(&dir.path().join("a"), None, None).unwrap();
+    let err = nexnet_server::init_data_dir(&dir.path().join("a"), None, None).unwrap_err();
+    assert!(
+        matches!(err, ServerError::AlreadyInitialized { .. }),
+        "{err}"
+    );
+
+    // A second node adopts the first's key and secret: same key id, same
+    // secret bytes, its own node id.
+    let second = nexnet_server::init_data_dir(
+        &dir.path().join("b"),
+        Some(&first.key_file),
+        Some(&first.secret_file),
+    )
+    .unwrap();
+    assert_ne!(first.node_id, second.node_id);
+    assert_eq!(
+        fs::read(&first.secret_file).unwrap(),
+        fs::read(&second.secret_file).unwrap()
+    );
+    let a = FileServer::open(config(&dir.path().join("a")))
+        .await
+        .unwrap();
+    let b = FileServer::open(config(&dir.path().join("b")))
+        .await
+        .unwrap();
+    assert_eq!(a.key_id(), b.key_id());
+    assert_eq!(a.node_id(), first.node_id);
+    a.shutdown().await;
+    b.shutdown().await;
+
+    // A bad file to adopt leaves nothing behind.
+    let bad = dir.path().join("bad.key");
+    fs::write(&bad, b"nonsense").unwrap();
+    let err = nexnet_server::init_data_dir(&dir.path().join("c"), Some(&bad), None).unwrap_err();
+    assert!(matches!(err, ServerError::Crypto(_)), "{err}");
+    assert!(!dir.path().join("c/node.id").exists());
+}
