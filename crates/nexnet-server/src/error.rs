@@ -11,7 +11,7 @@ use nexnet_store::{Cid, StoreError};
 #[non_exhaustive]
 pub enum ServerError {
     /// No node that could be asked has the file.
-    #[error("{name:?} not found")]
+    #[error("file {name:?} not found")]
     NotFound {
         /// The name asked for.
         name: String,

@@ -39,6 +39,17 @@ impl Member {
     }
 }
 
+/// Where `peer` can be dialed: the address it advertised, except that a
+/// node listening on all interfaces (0.0.0.0 or ::) advertises an address
+/// nobody can dial; the address its connection came from is used instead.
+fn dialable(peer: &Peer<Message>) -> Option<SocketAddr> {
+    let mut addr = peer.listen_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(peer.remote_addr().ip());
+    }
+    Some(addr)
+}
+
 /// The member list (see the module docs).
 pub(crate) struct Members {
     local: NodeId,
@@ -67,7 +78,7 @@ impl Members {
             peer: None,
             redialing: false,
         });
-        m.addr = peer.listen_addr().or(m.addr);
+        m.addr = dialable(peer).or(m.addr);
         m.last_seen = SystemTime::now();
         m.peer = Some(peer.clone());
     }
