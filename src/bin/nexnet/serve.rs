@@ -40,9 +40,9 @@ pub struct ServeArgs {
     /// Where the HTTP API listens [default: 127.0.0.1:5001].
     #[arg(long, value_name = "ADDR")]
     api: Option<SocketAddr>,
-    /// A node to join through (repeat for more).
+    /// A node to join through, HOST:PORT (repeat for more).
     #[arg(long, value_name = "ADDR")]
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<String>,
     /// How many nodes hold each file [default: 3].
     #[arg(long, value_name = "N")]
     replicas: Option<usize>,
@@ -79,7 +79,7 @@ struct FileSettings {
     advertise: Option<SocketAddr>,
     api: Option<SocketAddr>,
     #[serde(default)]
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<String>,
     replicas: Option<usize>,
     write_quorum: Option<usize>,
     fsync: Option<bool>,
@@ -140,11 +140,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut config = ServerConfig::new(&args.data)
         .listen(listen)
         .fsync(!args.no_fsync && file.fsync.unwrap_or(true));
-    config.bootstrap = if args.bootstrap.is_empty() {
+    let bootstrap = if args.bootstrap.is_empty() {
         file.bootstrap
     } else {
         args.bootstrap
     };
+    for peer in &bootstrap {
+        config.bootstrap.push(resolve(peer).await?);
+    }
     if let Some(a) = args.advertise.or(file.advertise) {
         config = config.advertise(a);
     }
@@ -206,6 +209,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     server.shutdown().await;
     info!("stopped");
     Ok(())
+}
+
+/// The first address `peer` (HOST:PORT) resolves to.
+async fn resolve(peer: &str) -> Result<SocketAddr> {
+    let mut addrs = tokio::net::lookup_host(peer)
+        .await
+        .map_err(|e| UsageError(format!("bootstrap {peer:?}: {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| UsageError(format!("bootstrap {peer:?}: no address")).into())
 }
 
 async fn shutdown_signal() -> &'static str {
