@@ -397,78 +397,80 @@ async fn metrics(State(api): Shared) -> impl IntoResponse {
     let s = status_json(&api);
     let m = &api.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let metrics: [(&str, &str, &str, u64); 11] = [
+        (
+            "nexnet_objects",
+            "gauge",
+            "Objects stored on this node.",
+            s.objects,
+        ),
+        (
+            "nexnet_bytes_stored",
+            "gauge",
+            "Bytes of objects stored on this node.",
+            s.bytes,
+        ),
+        (
+            "nexnet_files",
+            "gauge",
+            "Files in this node's catalog.",
+            s.files as u64,
+        ),
+        (
+            "nexnet_peers",
+            "gauge",
+            "Members connected now.",
+            s.peers as u64,
+        ),
+        (
+            "nexnet_members",
+            "gauge",
+            "Members known.",
+            s.members as u64,
+        ),
+        (
+            "nexnet_puts_total",
+            "counter",
+            "Files stored through the API.",
+            load(&m.puts),
+        ),
+        (
+            "nexnet_gets_total",
+            "counter",
+            "Files read through the API.",
+            load(&m.gets),
+        ),
+        (
+            "nexnet_deletes_total",
+            "counter",
+            "Files deleted through the API.",
+            load(&m.deletes),
+        ),
+        (
+            "nexnet_errors_total",
+            "counter",
+            "API requests that failed.",
+            load(&m.errors),
+        ),
+        (
+            "nexnet_bytes_received_total",
+            "counter",
+            "File bytes stored through the API.",
+            load(&m.bytes_in),
+        ),
+        (
+            "nexnet_bytes_sent_total",
+            "counter",
+            "File bytes sent by the API.",
+            load(&m.bytes_out),
+        ),
+    ];
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+    for (name, kind, help, value) in metrics {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
-    };
-    metric(
-        "nexnet_objects",
-        "gauge",
-        "Objects stored on this node.",
-        s.objects,
-    );
-    metric(
-        "nexnet_bytes_stored",
-        "gauge",
-        "Bytes of objects stored on this node.",
-        s.bytes,
-    );
-    metric(
-        "nexnet_files",
-        "gauge",
-        "Files in this node's catalog.",
-        s.files as u64,
-    );
-    metric(
-        "nexnet_peers",
-        "gauge",
-        "Members connected now.",
-        s.peers as u64,
-    );
-    metric(
-        "nexnet_members",
-        "gauge",
-        "Members known.",
-        s.members as u64,
-    );
-    metric(
-        "nexnet_puts_total",
-        "counter",
-        "Files stored through the API.",
-        load(&m.puts),
-    );
-    metric(
-        "nexnet_gets_total",
-        "counter",
-        "Files read through the API.",
-        load(&m.gets),
-    );
-    metric(
-        "nexnet_deletes_total",
-        "counter",
-        "Files deleted through the API.",
-        load(&m.deletes),
-    );
-    metric(
-        "nexnet_errors_total",
-        "counter",
-        "API requests that failed.",
-        load(&m.errors),
-    );
-    metric(
-        "nexnet_bytes_received_total",
-        "counter",
-        "File bytes stored through the API.",
-        load(&m.bytes_in),
-    );
-    metric(
-        "nexnet_bytes_sent_total",
-        "counter",
-        "File bytes sent by the API.",
-        load(&m.bytes_out),
-    );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
