@@ -154,6 +154,10 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.chars().any(char::is_control) {
         return bad("contains control characters");
     }
+    // URLs resolve these as path steps, so no HTTP client could name them.
+    if name == "." || name == ".." {
+        return bad("\".\" and \"..\" are not names");
+    }
     Ok(())
 }
 

@@ -176,19 +176,37 @@ pub(crate) async fn receive(
     stall: Duration,
 ) -> Result<ObjectWriter, String> {
     let mut writer = store.begin().await.map_err(|e| e.to_string())?;
+    // Frames arrive 64 KiB at a time; they are written CHUNK at a time.
+    let (mut batch, mut batched, mut received) = (Vec::new(), 0, 0u64);
     loop {
         let chunk = match tokio::time::timeout(stall, stream.read_chunk()).await {
             Err(_) => return Err(format!("no data for {stall:?}")),
             Ok(Err(e)) => return Err(format!("receiving: {e}")),
-            Ok(Ok(None)) => return Ok(writer),
-            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => None,
+            Ok(Ok(Some(chunk))) => Some(chunk),
         };
-        if let Some(limit) = limit
-            && writer.len() + chunk.len() as u64 > limit
-        {
-            return Err(format!("longer than the {limit} bytes announced"));
+        let end = chunk.is_none();
+        if let Some(chunk) = chunk {
+            received += chunk.len() as u64;
+            if let Some(limit) = limit
+                && received > limit
+            {
+                return Err(format!("longer than the {limit} bytes announced"));
+            }
+            batched += chunk.len();
+            batch.push(chunk);
         }
-        writer.write_chunk(chunk).await.map_err(|e| e.to_string())?;
+        if end || batched >= CHUNK {
+            let pieces = std::mem::take(&mut batch);
+            batched = 0;
+            writer
+                .write_chunks(pieces)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if end {
+            return Ok(writer);
+        }
     }
 }
 

@@ -717,22 +717,34 @@ impl ObjectWriter {
     /// Appends `bytes` without copying them; fails with
     /// [`StoreError::TooLarge`] past the store's limit.
     pub async fn write_chunk(&mut self, bytes: Bytes) -> Result<()> {
-        if bytes.is_empty() {
+        self.write_chunks(vec![bytes]).await
+    }
+
+    /// Appends several pieces in one write (fewer hand-offs to the blocking
+    /// pool for callers that receive small pieces, such as 64 KiB frames).
+    pub async fn write_chunks(&mut self, pieces: Vec<Bytes>) -> Result<()> {
+        let mut added = 0;
+        for piece in &pieces {
+            self.hasher.update(piece);
+            added += piece.len() as u64;
+        }
+        if added == 0 {
             return Ok(());
         }
-        self.hasher.update(&bytes);
         if let Some(limit) = self.inner.config.max_object_len
             && self.hasher.len() > limit
         {
             return Err(StoreError::TooLarge { limit });
         }
         let file = self.settle().await?;
-        self.unsynced += bytes.len() as u64;
+        self.unsynced += added;
         if self.inner.config.fsync && self.unsynced >= EARLY_SYNC_BYTES {
             self.start_early_sync(&file)?;
         }
         self.writing = Some(spawn_blocking(move || {
-            let written = io::Write::write_all(&mut &file, &bytes);
+            let written = pieces
+                .iter()
+                .try_for_each(|p| io::Write::write_all(&mut &file, p));
             (file, written)
         }));
         Ok(())

@@ -163,8 +163,9 @@ async fn authorize(State(api): Shared, request: Request, next: Next) -> Response
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         if !same(presented.as_bytes(), token.as_bytes()) {
             api.metrics.errors.fetch_add(1, Ordering::Relaxed);
             return ApiError::new(

@@ -211,6 +211,9 @@ fn check_name(name: &str) -> Result<()> {
     if name.chars().any(char::is_control) {
         return bad("contains control characters");
     }
+    if name == "." || name == ".." {
+        return bad("\".\" and \"..\" are not names");
+    }
     Ok(())
 }
 
@@ -363,6 +366,15 @@ async fn write_atomically(path: &Path, response: Response, bar: &ProgressBar) ->
         .await
         .and(file.sync_all().await)
         .with_context(|| format!("cannot write {}", temp_path.display()))?;
+    // A temp file is created owner-only; the file asked for gets the mode
+    // any new file would.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&*temp_path, std::fs::Permissions::from_mode(0o644))
+            .await
+            .with_context(|| format!("cannot write {}", temp_path.display()))?;
+    }
     temp_path
         .persist(path)
         .with_context(|| format!("cannot create {}", path.display()))?;

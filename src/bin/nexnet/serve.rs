@@ -170,6 +170,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .with_context(|| format!("cannot start the node in {}", args.data.display()));
         }
     };
+    // Listen for signals before saying we are up: a SIGTERM sent as soon
+    // as the lines below appear must stop the node cleanly, not kill it.
+    let stop_signal = shutdown_signal()?;
     // Scripts (and the tests) read these lines to find the node.
     println!("nexnet node {}", server.node_id());
     println!("  peers  {}", server.local_addr());
@@ -187,7 +190,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .await
     });
     tokio::select! {
-        signal = shutdown_signal() => {
+        signal = stop_signal => {
             info!(%signal, "shutting down: finishing transfers in flight");
         }
         served = &mut http => {
@@ -221,24 +224,26 @@ async fn resolve(peer: &str) -> Result<SocketAddr> {
         .ok_or_else(|| UsageError(format!("bootstrap {peer:?}: no address")).into())
 }
 
-async fn shutdown_signal() -> &'static str {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves with
+/// the name of the first signal received.
+fn shutdown_signal() -> Result<impl Future<Output = &'static str>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
             }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        "ctrl-c"
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        })
     }
 }
