@@ -106,7 +106,7 @@ impl CatalogEntry {
         if self.sealed_name.len() > nexnet_crypto::HEADER_LEN + MAX_NAME_LEN {
             return Err("sealed name too long");
         }
-        if self.object_len != self.plain_len + nexnet_crypto::HEADER_LEN as u64 {
+        if self.plain_len.checked_add(nexnet_crypto::HEADER_LEN as u64) != Some(self.object_len) {
             return Err("object and file sizes disagree");
         }
         Ok(())
@@ -234,6 +234,10 @@ impl Catalog {
 
     pub(crate) fn is_deleted(&self, cid: &Cid) -> bool {
         lock(&self.state).tombstones.contains_key(cid)
+    }
+
+    pub(crate) fn tombstone_of(&self, cid: &Cid) -> Option<Tombstone> {
+        lock(&self.state).tombstones.get(cid).copied()
     }
 
     pub(crate) fn tombstones(&self) -> Vec<(Cid, Tombstone)> {

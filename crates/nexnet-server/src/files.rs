@@ -41,6 +41,16 @@ pub struct Receipt {
     pub missed: Vec<(NodeId, String)>,
 }
 
+/// A store whose bytes are all written, ready to be committed.
+struct StoreTail {
+    local: nexnet_store::ObjectWriter,
+    fanout: Fanout,
+    entry: CatalogEntry,
+    previous: Option<CatalogEntry>,
+    everyone_holds: bool,
+    early_reach: usize,
+}
+
 /// What a delete did.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -165,83 +175,118 @@ impl Node {
             }
             let plain_len = source.plaintext_len();
             let (cid, object_len) = (local.cid(), local.len());
-            let entry = CatalogEntry::new(&self.key, name, name_id, cid, object_len, plain_len)?;
-            let holders = placement::holders(&cid, self.all_nodes(), r);
-            let remote: Vec<Peer<Message>> = holders
-                .iter()
-                .filter(|h| **h != self.id)
-                .filter_map(|h| self.members.peer(h))
-                .collect();
-            let stall = self.config.stall_timeout;
-            let (mut committed, mut missed) = if everyone_holds {
-                // Every node commits (and fsyncs) at the same time.
-                let (local, remote) = tokio::join!(local.commit(), fanout.commit(&entry, stall));
-                local?;
-                remote
-            } else {
-                local.commit().await?;
-                fanout = Fanout::open(
-                    remote.clone(),
-                    || self.next_transfer(),
-                    self.config.stall_timeout,
-                )
-                .await;
-                self.send_object(&cid, &mut fanout).await?;
-                fanout.commit(&entry, stall).await
+            let mut entry =
+                CatalogEntry::new(&self.key, name, name_id, cid, object_len, plain_len)?;
+            // Later than the version it replaces, whatever the clocks say:
+            // every node keeps the entry with the latest time.
+            if let Some(p) = &previous {
+                entry.created_ms = entry.created_ms.max(p.created_ms.saturating_add(1));
+            }
+            // Every byte is in. The rest runs on a task of the node's, so a
+            // caller that gives up (a dropped HTTP request) cannot leave an
+            // object without its catalog entry, or a name half replaced.
+            let node = self.clone();
+            let finish = StoreTail {
+                local,
+                fanout,
+                entry,
+                previous,
+                everyone_holds,
+                early_reach,
             };
-            let self_holds = holders.contains(&self.id);
-            if self_holds {
-                committed.insert(0, self.id);
-            }
-            committed.retain(|n| holders.contains(n));
-            missed.retain(|(n, _)| holders.contains(n));
-            for h in &holders {
-                if *h != self.id && !committed.contains(h) && !missed.iter().any(|(n, _)| n == h) {
-                    missed.push((*h, "not connected".into()));
-                }
-            }
-            // The holders reachable when their part of the transfer began.
-            let reachable = usize::from(self_holds)
-                + if everyone_holds {
-                    early_reach
-                } else {
-                    remote.len()
-                };
-            let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
-            // The entry goes in even on a non-holder: it can still resolve
-            // the name, and a delete reaches it like every other node.
-            let replaced = self.catalog.put(entry).await?;
-            let mut old: Vec<CatalogEntry> = previous.into_iter().chain(replaced).collect();
-            old.retain(|o| o.cid() != cid);
-            old.dedup_by_key(|o| o.cid());
-            for o in old {
-                self.replace_old(o).await;
-            }
-            if committed.len() < needed {
-                warn!(%cid, needed, committed = committed.len(), "store below its write quorum");
-                return Err(ServerError::Quorum {
-                    cid,
-                    needed,
-                    committed,
-                    failures: missed,
-                });
-            }
-            if !self_holds {
-                // Placement put it elsewhere and enough holders have it.
-                self.store.delete(&cid).await?;
-            }
-            info!(%cid, bytes = plain_len, committed = committed.len(), "stored");
-            Ok(Receipt {
-                cid,
-                object_len,
-                plain_len,
-                holders,
-                committed,
-                missed,
-            })
+            self.tasks
+                .spawn(async move { node.finish_store(finish).await }.in_current_span())
+                .await
+                .map_err(|e| {
+                    ServerError::io("finish storing", "a node task", std::io::Error::other(e))
+                })?
         }
         .instrument(span)
         .await
+    }
+
+    /// Commits a store whose bytes are all written (see [`StoreTail`]).
+    async fn finish_store(self: Arc<Self>, tail: StoreTail) -> Result<Receipt> {
+        let StoreTail {
+            local,
+            mut fanout,
+            entry,
+            previous,
+            everyone_holds,
+            early_reach,
+        } = tail;
+        let (cid, object_len, plain_len) = (entry.cid(), entry.object_len, entry.plain_len);
+        let r = self.config.replication;
+        let holders = placement::holders(&cid, self.all_nodes(), r);
+        let remote: Vec<Peer<Message>> = holders
+            .iter()
+            .filter(|h| **h != self.id)
+            .filter_map(|h| self.members.peer(h))
+            .collect();
+        let stall = self.config.stall_timeout;
+        let (mut committed, mut missed) = if everyone_holds {
+            // Every node commits (and fsyncs) at the same time.
+            let (local, remote) = tokio::join!(local.commit(), fanout.commit(&entry, stall));
+            local?;
+            remote
+        } else {
+            local.commit().await?;
+            fanout = Fanout::open(remote.clone(), || self.next_transfer(), stall).await;
+            self.send_object(&cid, &mut fanout).await?;
+            fanout.commit(&entry, stall).await
+        };
+        let self_holds = holders.contains(&self.id);
+        if self_holds {
+            committed.insert(0, self.id);
+        }
+        committed.retain(|n| holders.contains(n));
+        missed.retain(|(n, _)| holders.contains(n));
+        for h in &holders {
+            if *h != self.id && !committed.contains(h) && !missed.iter().any(|(n, _)| n == h) {
+                missed.push((*h, "not connected".into()));
+            }
+        }
+        // The holders reachable when their part of the transfer began.
+        let reachable = usize::from(self_holds)
+            + if everyone_holds {
+                early_reach
+            } else {
+                remote.len()
+            };
+        let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
+        // The entry goes in even on a non-holder: it can still resolve
+        // the name, and a delete reaches it like every other node. The
+        // name now points at the new object, so the old one goes, even if
+        // the quorum is missed (the new one is readable where it landed).
+        let replaced = self.catalog.put(entry).await?;
+        let mut old: Vec<CatalogEntry> = previous.into_iter().chain(replaced).collect();
+        old.retain(|o| o.cid() != cid);
+        old.dedup_by_key(|o| o.cid());
+        for o in old {
+            self.replace_old(o).await;
+        }
+        if committed.len() < needed {
+            warn!(%cid, needed, committed = committed.len(), "store below its write quorum");
+            return Err(ServerError::Quorum {
+                cid,
+                needed,
+                committed,
+                failures: missed,
+            });
+        }
+        if !self_holds {
+            // Placement put it elsewhere and enough holders have it.
+            self.store.delete(&cid).await?;
+        }
+        info!(%cid, bytes = plain_len, committed = committed.len(), "stored");
+        Ok(Receipt {
+            cid,
+            object_len,
+            plain_len,
+            holders,
+            committed,
+            missed,
+        })
     }
 
     /// Streams the local object `cid` into `fanout`.
@@ -292,16 +337,22 @@ impl Node {
                 .await
             })
             .collect();
+        // Every member answers (each within the request time-out) and the
+        // newest entry wins: one that missed a replacement must not decide.
+        let mut newest: Option<CatalogEntry> = None;
         while let Some(answer) = asking.next().await {
             if let Ok(Message::Entry(Some(entry))) = answer
                 && entry.name_id() == name
                 && entry.check().is_ok()
                 && !self.catalog.is_deleted(&entry.cid())
+                && newest
+                    .as_ref()
+                    .is_none_or(|n| entry.created_ms > n.created_ms)
             {
-                return Some(entry);
+                newest = Some(entry);
             }
         }
-        None
+        newest
     }
 
     /// Opens `name` for reading (see [`FileServer::get`](crate::FileServer::get)).
@@ -438,6 +489,11 @@ impl Node {
         )
         .await?;
         match writer.commit_expecting(cid).await {
+            Ok(_) if self.catalog.is_deleted(&cid) => {
+                // Deleted while it travelled: the tombstone wins.
+                let _ = self.store.delete(&cid).await;
+                Err(format!("{cid} was deleted"))
+            }
             Ok(_) => Ok(()),
             Err(e) => {
                 if is_corruption(&e) {
@@ -510,6 +566,13 @@ impl Node {
                     .pending
                     .push((node, format!("unexpected answer {other:?}"))),
                 Err(e) => report.pending.push((node, e.to_string())),
+            }
+        }
+        // A node that failed to answer may still be connected: it gets the
+        // tombstone as a message too (and again whenever it asks about it).
+        for (node, _) in &report.pending {
+            if let Some(peer) = self.members.peer(node) {
+                self.tell_deleted(&peer, cid);
             }
         }
         info!(%cid, confirmed = report.confirmed.len(), removed = report.removed.len(), "deleted");

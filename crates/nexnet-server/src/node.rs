@@ -233,9 +233,15 @@ impl Node {
                 Message::Members(self.member_addrs())
             }
             Message::Commit { transfer, entry } => {
+                let cid = entry.cid();
                 match self.commit_replica((peer.node_id(), transfer), entry).await {
                     Ok(()) => Message::Committed,
-                    Err(why) => Message::Failed(why),
+                    Err(why) => {
+                        if self.catalog.is_deleted(&cid) {
+                            self.tell_deleted(peer, cid);
+                        }
+                        Message::Failed(why)
+                    }
                 }
             }
             Message::Lookup { name } => {
@@ -249,6 +255,7 @@ impl Node {
             Message::Fetch { cid, transfer } => {
                 let cid = Cid::from_bytes(cid);
                 if self.catalog.is_deleted(&cid) {
+                    self.tell_deleted(peer, cid);
                     return Message::Missing;
                 }
                 match self.store.len(&cid).await {
@@ -265,9 +272,12 @@ impl Node {
             }
             Message::Has { cid } => {
                 let cid = Cid::from_bytes(cid);
-                let has =
-                    !self.catalog.is_deleted(&cid) && self.store.has(&cid).await.unwrap_or(false);
-                Message::Have(has)
+                if self.catalog.is_deleted(&cid) {
+                    // It asks because it still holds it: it missed the delete.
+                    self.tell_deleted(peer, cid);
+                    return Message::Have(false);
+                }
+                Message::Have(self.store.has(&cid).await.unwrap_or(false))
             }
             Message::Delete { cid, tombstone } => {
                 match self.apply_delete(Cid::from_bytes(cid), tombstone).await {
@@ -277,6 +287,23 @@ impl Node {
             }
             other => Message::Failed(format!("not a request: {other:?}")),
         }
+    }
+
+    /// Sends `peer` the tombstone of `cid`: it still acts on a deleted
+    /// object (it missed the delete, or the delete request failed).
+    pub(crate) fn tell_deleted(&self, peer: &Peer<Message>, cid: Cid) {
+        let Some(t) = self.catalog.tombstone_of(&cid) else {
+            return;
+        };
+        let peer = peer.clone();
+        self.tasks.spawn(
+            async move {
+                let _ = peer
+                    .send(Message::Tombstones(vec![(*cid.as_bytes(), t)]))
+                    .await;
+            }
+            .in_current_span(),
+        );
     }
 
     /// This node and its members, as a peer exchange carries them.

@@ -125,8 +125,13 @@ impl FileServer {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => ".".into(),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".nexnet-get-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".nexnet-get-");
+        // Created as any new file would be (0666 less the umask), not
+        // owner-only as temp files are: it becomes the caller's file.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(|e| ServerError::io("create temp file in", &dir, e))?;
         let (file, tmp_path) = tmp.into_parts();

@@ -112,7 +112,6 @@ impl From<ServerError> for ApiError {
             ServerError::Store(StoreError::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
             }
-            ServerError::Shutdown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Self::new(status, code, error_chain(&e))
@@ -271,6 +270,7 @@ async fn get_file(
     let asked = request_headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
+    let mut part_offset = None;
     let (status, reader, mut headers) = match range::parse(asked, info.size) {
         Ranged::Whole => {
             let reader = api.server.get(&name).await;
@@ -278,12 +278,12 @@ async fn get_file(
         }
         Ranged::Part { offset, len } => {
             let reader = api.server.get_range(&name, offset, len).await;
-            let mut h = file_headers(&info, len);
-            let end = offset + len - 1;
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {offset}-{end}/{}", info.size)) {
-                h.insert(header::CONTENT_RANGE, v);
-            }
-            (StatusCode::PARTIAL_CONTENT, reader, h)
+            part_offset = Some(offset);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                reader,
+                file_headers(&info, len),
+            )
         }
         Ranged::Unsatisfiable => {
             let mut e = failed(
@@ -302,9 +302,18 @@ async fn get_file(
         }
     };
     let reader = reader.map_err(|e| failed(&api, e))?;
-    // The file may have been replaced between `info` and `get`: the length
-    // sent is the reader's.
+    // The file may have been replaced between `info` and `get`: the
+    // lengths sent are the reader's.
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(reader.len()));
+    if let Some(offset) = part_offset
+        && !reader.is_empty()
+    {
+        let end = offset + reader.len() - 1;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {offset}-{end}/{}", reader.file_len()))
+        {
+            headers.insert(header::CONTENT_RANGE, v);
+        }
+    }
     api.metrics.gets.fetch_add(1, Ordering::Relaxed);
     let counter = api.clone();
     let body = ReaderStream::with_capacity(reader, 256 * 1024).inspect(move |chunk| {

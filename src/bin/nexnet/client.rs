@@ -341,8 +341,13 @@ async fn write_atomically(path: &Path, response: Response, bar: &ProgressBar) ->
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".nexnet-get-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".nexnet-get-");
+    // Created as any new file would be (0666 less the umask), not owner-only
+    // as temp files are: it becomes the file the user asked for.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let temp = builder
         .tempfile_in(&dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     let (file, temp_path) = temp.into_parts();
@@ -366,15 +371,6 @@ async fn write_atomically(path: &Path, response: Response, bar: &ProgressBar) ->
         .await
         .and(file.sync_all().await)
         .with_context(|| format!("cannot write {}", temp_path.display()))?;
-    // A temp file is created owner-only; the file asked for gets the mode
-    // any new file would.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(&*temp_path, std::fs::Permissions::from_mode(0o644))
-            .await
-            .with_context(|| format!("cannot write {}", temp_path.display()))?;
-    }
     temp_path
         .persist(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
@@ -417,12 +413,13 @@ pub async fn ls(args: LsArgs) -> Result<()> {
     println!("{:<40} {:>14}  {:<12}  REPLICAS", "NAME", "SIZE", "CID");
     for f in &files {
         let name = f.name.clone().unwrap_or_else(|| format!("<{}>", f.name_id));
-        let short: Vec<&str> = f.replicas.iter().map(|r| &r[..r.len().min(8)]).collect();
+        let prefix = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+        let short: Vec<String> = f.replicas.iter().map(|r| prefix(r, 8)).collect();
         println!(
             "{:<40} {:>14}  {:<12}  {}",
             name,
             f.size,
-            &f.cid[..f.cid.len().min(12)],
+            prefix(&f.cid, 12),
             short.join(",")
         );
     }
