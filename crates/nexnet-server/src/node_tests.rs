@@ -308,3 +308,55 @@ async fn a_holder_that_stalls_is_abandoned() {
 async fn a_holder_that_sends_bad_bytes_is_abandoned() {
     lying_holder(false).await;
 }
+
+#[tokio::test]
+async fn a_peer_asking_about_a_deleted_object_is_told_it_was_deleted() {
+    let mut r = rogue().await;
+    let cid = Cid::of(b"deleted elsewhere");
+    let tombstone = Tombstone::new(name_id("x"));
+    r.peer
+        .send(Message::Tombstones(vec![(*cid.as_bytes(), tombstone)]))
+        .await
+        .unwrap();
+    let path = r
+        .dir
+        .path()
+        .join("node/catalog/tombstones")
+        .join(cid.to_hex());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tombstone never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Asking whether it holds the object is what a node that missed the
+    // delete does (its repair pass): the answer comes with the tombstone.
+    assert!(matches!(
+        ask(
+            &r,
+            Message::Has {
+                cid: *cid.as_bytes()
+            }
+        )
+        .await,
+        Message::Have(false)
+    ));
+    let mut events = r.events.take().unwrap();
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.next().await {
+                Some(Event::Message {
+                    message: Message::Tombstones(list),
+                    ..
+                }) => return list,
+                Some(_) => {}
+                None => panic!("transport closed"),
+            }
+        }
+    })
+    .await
+    .expect("no tombstone sent");
+    assert_eq!(told, vec![(*cid.as_bytes(), tombstone)]);
+}
