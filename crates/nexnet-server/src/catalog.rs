@@ -142,8 +142,10 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks a user's file name.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+/// Checks a file name the way every node does: UTF-8 (by type), 1 to 1024
+/// bytes, no control characters, and not `.` or `..`. Clients can call it
+/// to refuse a name before any transfer.
+pub fn check_name(name: &str) -> Result<()> {
     let bad = |reason| Err(ServerError::InvalidName { reason });
     if name.is_empty() {
         return bad("empty");

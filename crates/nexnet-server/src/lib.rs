@@ -17,7 +17,7 @@ mod repair;
 mod server;
 mod transfer;
 
-pub use catalog::{CatalogEntry, MAX_NAME_LEN, Tombstone};
+pub use catalog::{CatalogEntry, MAX_NAME_LEN, Tombstone, check_name};
 pub use config::ServerConfig;
 pub use data_dir::{Initialized, KEY_FILE, NODE_ID_FILE, SECRET_FILE, init_data_dir};
 pub use error::{Result, ServerError};

@@ -199,22 +199,15 @@ impl Api {
 
 /// Refuses a name the node would refuse, before any transfer.
 fn check_name(name: &str) -> Result<()> {
-    let shown: String = name.chars().take(40).collect();
-    let more = if shown.len() < name.len() { "…" } else { "" };
-    let bad = |why: &str| Err(UsageError(format!("invalid name {shown:?}{more}: {why}")).into());
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > nexnet::server::MAX_NAME_LEN {
-        return bad("longer than 1024 bytes");
-    }
-    if name.chars().any(char::is_control) {
-        return bad("contains control characters");
-    }
-    if name == "." || name == ".." {
-        return bad("\".\" and \"..\" are not names");
-    }
-    Ok(())
+    nexnet::server::check_name(name).map_err(|e| {
+        let shown: String = name.chars().take(40).collect();
+        let more = if shown.len() < name.len() { "…" } else { "" };
+        let why = match e {
+            nexnet::server::ServerError::InvalidName { reason } => reason.to_string(),
+            other => other.to_string(),
+        };
+        UsageError(format!("invalid name {shown:?}{more}: {why}")).into()
+    })
 }
 
 fn progress(len: Option<u64>, verb: &str) -> ProgressBar {
