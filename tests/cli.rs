@@ -243,6 +243,14 @@ fn path_str(p: &Path) -> &str {
 
 /// `nexnet init --data DIR`, adopting `shared`'s key and secret if given.
 #[track_caller]
+/// A temp root holding one initialised node's data directory, `root/node`.
+fn node_dir() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node");
+    init(&dir, None);
+    (root, dir)
+}
+
 fn init(dir: &Path, shared: Option<&Path>) {
     let mut args = vec!["init", "--data", path_str(dir)];
     let (key, secret);
@@ -541,9 +549,7 @@ fn three_nodes_put_get_rm_through_the_cli_and_http() {
 
 #[test]
 fn http_ranges_head_and_encoded_names() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node");
-    init(&dir, None);
+    let (root, dir) = node_dir();
     let node = Node::start(&dir, &[]);
 
     // Several 64 KiB chunks, and not a multiple of anything.
@@ -842,9 +848,7 @@ fn get_survives_the_first_holder_being_killed_mid_transfer() {
 
 #[test]
 fn bad_input_gives_one_error_line_and_the_documented_exit_code() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node");
-    init(&dir, None);
+    let (root, dir) = node_dir();
     let node = Node::start(&dir, &[]);
     let api = node.api();
     let missing = root.path().join("no-such-file");
@@ -968,9 +972,7 @@ fn bad_input_gives_one_error_line_and_the_documented_exit_code() {
 
 #[test]
 fn api_token_is_required_when_set() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node");
-    init(&dir, None);
+    let (_root, dir) = node_dir();
     let node = Node::start(&dir, &["--api-token", "secret123"]);
     let api = node.api();
 
@@ -1036,9 +1038,7 @@ fn api_token_is_required_when_set() {
 
 #[test]
 fn sigterm_stops_cleanly_and_releases_the_data_directory() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node");
-    init(&dir, None);
+    let (root, dir) = node_dir();
     let mut node = Node::start(&dir, &[]);
     let file = root.path().join("kept.bin");
     write_pattern(&file, 6, 100_000);
@@ -1091,9 +1091,7 @@ fn sigterm_stops_cleanly_and_releases_the_data_directory() {
 /// and `rm` get `405 Method Not Allowed`.
 #[test]
 fn dot_names_are_not_mistaken_for_the_listing() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node");
-    init(&dir, None);
+    let (root, dir) = node_dir();
     let node = Node::start(&dir, &[]);
     let file = root.path().join("dots.bin");
     write_pattern(&file, 7, 1000);
@@ -1156,9 +1154,7 @@ fn dot_names_are_not_mistaken_for_the_listing() {
 /// handler, is swallowed and the node keeps running (`hung`).
 #[test]
 fn sigterm_right_after_startup_stops_cleanly() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("node");
-    init(&dir, None);
+    let (root, dir) = node_dir();
     let script = r#"
         set -u
         fifo="$1/fifo"; out=""
