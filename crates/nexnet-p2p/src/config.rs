@@ -38,6 +38,16 @@ pub struct TransportConfig {
     pub max_streams: usize,
     /// Events buffered for the application before connections wait (default 1024).
     pub event_capacity: usize,
+    /// Most requests in flight on one connection in each direction (default
+    /// 256). Ours wait for a slot before they are sent; a peer with this
+    /// many requests unanswered is not read from until we answer one, so a
+    /// flood of requests costs us a bounded amount of work and memory.
+    pub max_pending_requests: usize,
+    /// Messages, requests and stream openings a peer may send us per second
+    /// (default 10,000, with bursts of as many). Past it the connection is
+    /// read only as fast as the rate allows: a flooding peer slows itself
+    /// down, not us. Zero means no limit.
+    pub message_rate: u32,
 }
 
 impl TransportConfig {
@@ -56,6 +66,8 @@ impl TransportConfig {
             max_payload: 1 << 20,
             max_streams: 64,
             event_capacity: 1024,
+            max_pending_requests: 256,
+            message_rate: 10_000,
         }
     }
 }

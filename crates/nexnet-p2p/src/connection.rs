@@ -27,7 +27,7 @@ use tokio::{
         TcpStream,
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
-    sync::{mpsc, oneshot},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     time::Instant,
 };
 use tokio_util::{
@@ -39,6 +39,7 @@ use tracing::{Instrument, debug, warn};
 use crate::{
     NodeId, P2pError, Result, TransportConfig,
     handshake::{Remote, Role},
+    limit::RateLimit,
     stream::{Chunk, InStream, Link, RecvStream, SendStream},
 };
 
@@ -92,10 +93,12 @@ pub enum Event<M> {
     },
 }
 
-/// Answers one request.
+/// Answers one request. Until it is used or dropped, the request counts
+/// towards the peer's requests in flight.
 pub struct Responder<M> {
     id: u64,
     conn: Arc<Conn<M>>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl<M> fmt::Debug for Responder<M> {
@@ -132,6 +135,10 @@ pub(crate) struct Conn<M> {
     max_payload: usize,
     /// Most streams the peer may have open towards us at once.
     max_streams: usize,
+    /// Slots for our requests in flight to the peer.
+    requests_out: Arc<Semaphore>,
+    /// Slots for the peer's requests we have not answered yet.
+    requests_in: Arc<Semaphore>,
 }
 
 impl<M: Message> Conn<M> {
@@ -221,11 +228,22 @@ impl<M: Message> Peer<M> {
     }
 
     /// Sends a request and waits for its response, at most `timeout`.
+    ///
+    /// At most `max_pending_requests` requests are in flight to one peer;
+    /// more wait for a slot (within `timeout`), so an honest node never
+    /// runs into the limit the peer enforces on its side.
     pub async fn request(&self, message: M, timeout: Duration) -> Result<M> {
         let id = self.conn.next_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        lock(&self.conn.pending).insert(id, tx);
         let asked = async {
+            // The semaphore is never closed; a failure would mean it was.
+            let _slot = self
+                .conn
+                .requests_out
+                .acquire()
+                .await
+                .map_err(|_| self.conn.disconnected())?;
+            let (tx, rx) = oneshot::channel();
+            lock(&self.conn.pending).insert(id, tx);
             self.conn
                 .send_control(Control::Request { id, body: message })
                 .await?;
@@ -314,6 +332,8 @@ pub(crate) fn start<M: Message>(
         close_reason: Mutex::new(None),
         max_payload: peer_max_payload,
         max_streams: config.max_streams,
+        requests_out: Arc::new(Semaphore::new(config.max_pending_requests.max(1))),
+        requests_in: Arc::new(Semaphore::new(config.max_pending_requests.max(1))),
     });
     let peer = Peer { conn: conn.clone() };
     let queues = Queues {
@@ -331,7 +351,8 @@ pub(crate) fn start<M: Message>(
         peer = ?conn.remote.node_id,
         addr = %conn.remote.addr
     );
-    let driver = drive(conn, framed, queues, events, heartbeat, shutdown).instrument(span);
+    let rate = RateLimit::new(config.message_rate);
+    let driver = drive(conn, framed, queues, events, heartbeat, rate, shutdown).instrument(span);
     (peer, driver)
 }
 
@@ -347,6 +368,7 @@ async fn drive<M: Message>(
     queues: Queues,
     events: mpsc::Sender<Event<M>>,
     (interval, misses): (Duration, u32),
+    rate: Option<RateLimit>,
     shutdown: CancellationToken,
 ) {
     // Split the socket: frames are read through the codec (keeping whatever
@@ -361,7 +383,7 @@ async fn drive<M: Message>(
     let last_heard = Arc::new(Mutex::new(Instant::now()));
     let mut reader = tokio::spawn({
         let (conn, events, last_heard) = (conn.clone(), events.clone(), last_heard.clone());
-        async move { read_loop(&conn, stream, &events, &last_heard).await }.in_current_span()
+        async move { read_loop(&conn, stream, &events, &last_heard, rate).await }.in_current_span()
     });
     let mut writer =
         tokio::spawn(write_loop(sink, queues, interval, interval * misses).in_current_span());
@@ -497,8 +519,13 @@ async fn read_loop<M: Message>(
     mut stream: FrameStream,
     events: &mpsc::Sender<Event<M>>,
     last_heard: &Mutex<Instant>,
+    rate: Option<RateLimit>,
 ) -> String {
     let mut opened = Opened::default();
+    let mut budget = Budget {
+        rate,
+        warned: false,
+    };
     loop {
         let frame = match stream.next().await {
             None => return "the peer closed the connection".into(),
@@ -509,7 +536,8 @@ async fn read_loop<M: Message>(
             Some(Ok(frame)) => frame,
         };
         *lock(last_heard) = Instant::now();
-        if let Err(reason) = handle(conn, frame, events, &mut opened, last_heard).await {
+        if let Err(reason) = handle(conn, frame, events, &mut opened, &mut budget, last_heard).await
+        {
             warn!(%reason, "dropping peer for a protocol error");
             return reason;
         }
@@ -526,6 +554,57 @@ struct Opened {
     /// Streams the peer reset before their open frame arrived (a reset may
     /// overtake the open, which waits in the data queue). Bounded.
     reset_early: std::collections::HashSet<u32>,
+}
+
+/// What a peer may still make us do: it sends messages, requests and
+/// stream openings at a bounded rate, and has a bounded number of requests
+/// unanswered. Past either bound we stop reading from it for a while: its
+/// socket buffers fill and it waits, while other peers are served as usual.
+struct Budget {
+    rate: Option<RateLimit>,
+    /// Whether the slowdown was logged (once per connection is enough).
+    warned: bool,
+}
+
+impl Budget {
+    fn flooding(&mut self, what: &str) {
+        if !self.warned {
+            self.warned = true;
+            warn!("peer {what}; reading from it more slowly");
+        }
+    }
+
+    /// Waits until the peer may send one more message.
+    async fn pace(&mut self, last_heard: &Mutex<Instant>) {
+        while let Some(wait) = self.rate.as_mut().and_then(RateLimit::take) {
+            self.flooding("sends messages faster than its rate");
+            tokio::time::sleep(wait).await;
+            // Our pause, not the peer's silence.
+            *lock(last_heard) = Instant::now();
+        }
+    }
+
+    /// A slot for one more of the peer's requests, once one is free.
+    async fn request_slot<M>(
+        &mut self,
+        conn: &Conn<M>,
+        last_heard: &Mutex<Instant>,
+    ) -> Result<OwnedSemaphorePermit, String> {
+        let slots = &conn.requests_in;
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        self.flooding("has too many requests unanswered");
+        loop {
+            let wait =
+                tokio::time::timeout(Duration::from_millis(500), slots.clone().acquire_owned());
+            match wait.await {
+                Ok(Ok(slot)) => return Ok(slot),
+                Ok(Err(_)) => return Err("request slots closed".into()),
+                Err(_) => *lock(last_heard) = Instant::now(),
+            }
+        }
+    }
 }
 
 /// Hands an event to the application. While the application is slow to
@@ -560,6 +639,7 @@ async fn handle<M: Message>(
     frame: Frame,
     events: &mpsc::Sender<Event<M>>,
     opened: &mut Opened,
+    budget: &mut Budget,
     last_heard: &Mutex<Instant>,
 ) -> Result<(), String> {
     let link = &conn.link;
@@ -569,18 +649,26 @@ async fn handle<M: Message>(
         FrameKind::Control => {
             let control = Control::<M>::decode(&frame.payload).map_err(|e| e.to_string())?;
             let event = match control {
-                Control::Notify(message) => Event::Message {
-                    peer: peer(),
-                    message,
-                },
-                Control::Request { id, body } => Event::Request {
-                    peer: peer(),
-                    message: body,
-                    responder: Responder {
-                        id,
-                        conn: conn.clone(),
-                    },
-                },
+                Control::Notify(message) => {
+                    budget.pace(last_heard).await;
+                    Event::Message {
+                        peer: peer(),
+                        message,
+                    }
+                }
+                Control::Request { id, body } => {
+                    budget.pace(last_heard).await;
+                    let slot = budget.request_slot(conn, last_heard).await?;
+                    Event::Request {
+                        peer: peer(),
+                        message: body,
+                        responder: Responder {
+                            id,
+                            conn: conn.clone(),
+                            _slot: slot,
+                        },
+                    }
+                }
                 Control::Response { id, body } => {
                     if let Some(waiter) = lock(&conn.pending).remove(&id) {
                         let _ = waiter.send(body);
@@ -598,6 +686,7 @@ async fn handle<M: Message>(
             }
             opened.highest = id.0;
             let message: M = decode_message(&frame.payload).map_err(|e| e.to_string())?;
+            budget.pace(last_heard).await;
             if opened.reset_early.remove(&id.0) {
                 debug!(%id, "stream cancelled before it opened");
                 return Ok(());

@@ -9,6 +9,7 @@ mod connection;
 mod error;
 mod handshake;
 mod identity;
+mod limit;
 mod stream;
 mod transport;
 
