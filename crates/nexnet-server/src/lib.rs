@@ -4,6 +4,7 @@
 // The crate docs are its README.
 #![doc = include_str!("../README.md")]
 
+mod budget;
 mod catalog;
 mod config;
 mod data_dir;

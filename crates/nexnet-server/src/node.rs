@@ -21,6 +21,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     Result, ServerConfig, ServerError,
+    budget::Budget,
     catalog::{Catalog, Tombstone},
     data_dir::{KEY_FILE, NODE_ID_FILE, SECRET_FILE},
     membership::Members,
@@ -51,6 +52,8 @@ pub(crate) struct Node {
     pub repair_soon: Notify,
     /// How many members are connected now.
     pub connected: watch::Sender<usize>,
+    /// Bounds on what peers make this node do.
+    pub budget: Arc<Budget>,
 }
 
 impl Node {
@@ -111,6 +114,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             repair_soon: Notify::new(),
             connected: watch::Sender::new(0),
+            budget: Arc::default(),
         });
         let span = info_span!("node", id = ?id);
         node.tasks
@@ -258,12 +262,21 @@ impl Node {
                     self.tell_deleted(peer, cid);
                     return Message::Missing;
                 }
+                // Waiting for a slot keeps this request unanswered, which
+                // the transport bounds: a peer cannot start unlimited sends.
+                let Some(slot) = self.budget.serving_slot(peer.node_id()).await else {
+                    return Message::Failed("shutting down".into());
+                };
                 match self.store.len(&cid).await {
                     Ok(len) => {
+                        self.budget.served(peer.node_id(), cid);
                         let (node, peer) = (self.clone(), peer.clone());
                         self.tasks.spawn(
-                            async move { node.serve_object(peer, cid, transfer).await }
-                                .in_current_span(),
+                            async move {
+                                node.serve_object(peer, cid, transfer).await;
+                                drop(slot);
+                            }
+                            .in_current_span(),
                         );
                         Message::Sending { len }
                     }
@@ -410,6 +423,7 @@ fn handle_event(node: &Arc<Node>, event: Event<Message>) {
         Event::Disconnected { peer, reason } => {
             debug!(?peer, %reason, "peer disconnected");
             let redial_addr = node.members.disconnected(peer);
+            node.budget.forget(peer);
             node.publish_connected();
             if let Some(addr) = redial_addr
                 && !node.shutdown.is_cancelled()
@@ -420,12 +434,28 @@ fn handle_event(node: &Arc<Node>, event: Event<Message>) {
         }
         Event::Message { message, peer } => match message {
             Message::Tombstones(list) => {
+                // A node that misses these learns them again when it asks
+                // about the objects (its repair pass), so when too many
+                // wait already, dropping them loses nothing.
+                let Some(queued) = node.budget.queue_tombstones(list.len()) else {
+                    warn!(peer = ?peer.node_id(), n = list.len(), "too many tombstones waiting; dropping these");
+                    return;
+                };
                 let n = node.clone();
-                node.tasks
-                    .spawn(async move { n.apply_tombstones(list).await }.in_current_span());
+                node.tasks.spawn(
+                    async move {
+                        n.apply_tombstones(list).await;
+                        drop(queued);
+                    }
+                    .in_current_span(),
+                );
             }
             Message::Corrupt { cid } => {
                 let (n, cid) = (node.clone(), Cid::from_bytes(cid));
+                if !node.budget.take_served(peer.node_id(), cid) {
+                    debug!(peer = ?peer.node_id(), %cid, "ignoring a report about an object we did not send it");
+                    return;
+                }
                 node.tasks.spawn(
                     async move {
                         // verify() quarantines a copy that fails.

@@ -10,7 +10,7 @@ use nexnet_p2p::{
     Event, Events, NetworkSecret, NodeId, Peer, TcpTransport, Transport, TransportConfig,
 };
 use nexnet_store::Cid;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     CatalogEntry, FileServer, ServerConfig, ServerError,
@@ -359,4 +359,172 @@ async fn a_peer_asking_about_a_deleted_object_is_told_it_was_deleted() {
     .await
     .expect("no tombstone sent");
     assert_eq!(told, vec![(*cid.as_bytes(), tombstone)]);
+}
+
+/// How a lying member answers a fetch, in turn.
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    /// Promises the object, then sends other bytes of the right length.
+    WrongBytes,
+    /// Promises the object, then ends the stream half way.
+    Truncated,
+    /// Said it committed the replica; now says it has none.
+    Missing,
+}
+
+/// A member that says yes to everything — it "commits" every replica
+/// without keeping it, claims every object — and lies when asked for one,
+/// while it floods the node with requests. Gets on an honest node skip it
+/// and read every file, intact, from the honest holder; the node stays up.
+#[tokio::test]
+async fn a_lying_flooding_member_is_passed_over() {
+    const FILES: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, secret) = (dir.path().join("key"), dir.path().join("secret"));
+    let honest = |name: &str| {
+        ServerConfig::new(dir.path().join(name))
+            .key_file(&key)
+            .secret_file(&secret)
+            .replication(3)
+            .fsync(false)
+            .repair_interval(None)
+            .stall_timeout(Duration::from_millis(500))
+    };
+    let a = FileServer::open(honest("a")).await.unwrap();
+    let b = FileServer::open(honest("b").bootstrap(a.local_addr()))
+        .await
+        .unwrap();
+
+    let secret = nexnet_crypto::secret_file::load(&secret).unwrap();
+    let mut tc = TransportConfig::new(
+        NodeId::generate().unwrap(),
+        NetworkSecret::from_bytes(*secret),
+    );
+    // The liar keeps no limit of its own on what it asks.
+    tc.max_pending_requests = 1 << 20;
+    let (liar, mut events) = TcpTransport::<Message>::bind("127.0.0.1:0".parse().unwrap(), tc)
+        .await
+        .unwrap();
+    let to_a = liar.dial(a.local_addr()).await.unwrap();
+    let lies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let liar_task = {
+        let lies = lies.clone();
+        tokio::spawn(async move {
+            let mut sizes = std::collections::HashMap::new();
+            let mut turn = 0usize;
+            while let Some(event) = events.next().await {
+                match event {
+                    Event::Stream { mut stream, .. } => {
+                        // A replica: read and forget it.
+                        tokio::spawn(async move {
+                            let mut sink = tokio::io::sink();
+                            let _ = tokio::io::copy(&mut stream, &mut sink).await;
+                        });
+                    }
+                    Event::Request {
+                        peer,
+                        message,
+                        responder,
+                    } => {
+                        let answer = match message {
+                            Message::Commit { entry, .. } => {
+                                sizes.insert(entry.cid(), entry.object_len);
+                                Message::Committed
+                            }
+                            Message::Has { .. } => Message::Have(true),
+                            Message::Members(_) => Message::Members(Vec::new()),
+                            Message::Lookup { .. } => Message::Entry(None),
+                            Message::Fetch { cid, transfer } => {
+                                let len = sizes.get(&Cid::from_bytes(cid)).copied().unwrap_or(64);
+                                let lie = [Lie::WrongBytes, Lie::Truncated, Lie::Missing][turn % 3];
+                                turn += 1;
+                                lies.lock().unwrap().push(lie);
+                                if let Lie::Missing = lie {
+                                    Message::Missing
+                                } else {
+                                    tokio::spawn(async move {
+                                        let Ok(mut out) =
+                                            peer.open_stream(Message::Object { transfer }).await
+                                        else {
+                                            return;
+                                        };
+                                        let send = match lie {
+                                            Lie::Truncated => len / 2,
+                                            _ => len,
+                                        };
+                                        let junk = vec![0x5Au8; send as usize];
+                                        let _ = out.write_all(&junk).await;
+                                        let _ = out.shutdown().await;
+                                    });
+                                    Message::Sending { len }
+                                }
+                            }
+                            other => Message::Failed(format!("{other:?}")),
+                        };
+                        let _ = responder.respond(answer).await;
+                    }
+                    _ => {}
+                }
+            }
+        })
+    };
+    assert!(a.wait_for_peers(2, Duration::from_secs(10)).await);
+    assert!(b.wait_for_peers(2, Duration::from_secs(10)).await);
+
+    // Files stored on b go to a and to the liar, which "commits" them all.
+    let mut files = Vec::new();
+    for i in 0..FILES {
+        let name = format!("file-{i}");
+        let body: Vec<u8> = (0..10_000u32).map(|n| (n as u8) ^ (i as u8)).collect();
+        let receipt = b.store(&name, &body[..]).await.unwrap();
+        assert_eq!(receipt.holders.len(), 3, "{receipt:?}");
+        assert!(a.evict(&name).await.unwrap());
+        files.push((name, body, receipt.cid));
+    }
+
+    // The flood: requests far past the node's limit on unanswered ones,
+    // and reports about objects it never sent the liar.
+    let flood = {
+        let to_a = to_a.clone();
+        let cids: Vec<Cid> = files.iter().map(|f| f.2).collect();
+        tokio::spawn(async move {
+            let mut asked = tokio::task::JoinSet::new();
+            for i in 0..5_000usize {
+                let p = to_a.clone();
+                let cid = *cids[i % cids.len()].as_bytes();
+                asked.spawn(async move {
+                    p.request(Message::Has { cid }, Duration::from_secs(60))
+                        .await
+                });
+                let _ = to_a.send(Message::Corrupt { cid }).await;
+            }
+            while asked.join_next().await.is_some() {}
+        })
+    };
+
+    // Meanwhile a, which has dropped its copies, gets every file.
+    for (name, body, _) in &files {
+        let mut got = Vec::new();
+        a.get(name)
+            .await
+            .unwrap()
+            .read_to_end(&mut got)
+            .await
+            .unwrap();
+        assert!(got == *body, "{name} came back wrong");
+    }
+    let lies = lies.lock().unwrap().clone();
+    assert!(
+        !lies.is_empty(),
+        "the liar was never asked: the test proved nothing"
+    );
+    flood.await.unwrap();
+    // No copy was damaged by the reports, and a still answers.
+    for (name, _, _) in &files {
+        assert!(b.has(name).await.unwrap(), "{name}");
+    }
+    assert!(a.wait_for_peers(2, Duration::from_secs(1)).await);
+    liar_task.abort();
+    a.shutdown().await;
+    b.shutdown().await;
 }
