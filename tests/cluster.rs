@@ -613,6 +613,47 @@ async fn a_node_restarted_on_its_old_address_is_redialed_by_the_others() {
 // 5. A delete while a node is down
 // ---------------------------------------------------------------------------
 
+/// A member unreachable for longer than `forget_after` is forgotten: no
+/// longer redialed, no longer a holder in placement, so stores go to live
+/// nodes only. When it comes back it is a member again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_gone_too_long_is_forgotten_and_placement_moves_on() {
+    let root = tempfile::tempdir().unwrap();
+    let forget = Duration::from_millis(300);
+    let mut configs: Vec<ServerConfig> = (0..3)
+        .map(|i| node_config(root.path(), i).replication(2))
+        .collect();
+    configs[0] = configs[0]
+        .clone()
+        .forget_after(Some(forget))
+        .max_redial_backoff(Duration::from_millis(50));
+    let mut nodes = start_mesh(configs).await;
+    let gone_id = nodes[2].node_id();
+    let gone = stop(nodes.pop().unwrap()).await;
+    eventually("node 0 forgets the stopped node", async || {
+        nodes[0].members().iter().all(|m| m.node_id != gone_id)
+    })
+    .await;
+    // Every store from node 0 now lands on the two live nodes, in full.
+    for i in 0..8 {
+        let receipt = store_pattern(&nodes[0], &format!("after-{i}"), i, 1000).await;
+        let holders: BTreeSet<NodeId> = receipt.holders.iter().copied().collect();
+        assert_eq!(holders, ids(&nodes).into_iter().collect(), "{receipt:?}");
+        assert!(receipt.missed.is_empty(), "{receipt:?}");
+    }
+    // Back again: a member of node 0 once more.
+    let back = restart(gone, nodes[1].local_addr()).await;
+    eventually("node 0 knows the returning node again", async || {
+        nodes[0]
+            .members()
+            .iter()
+            .any(|m| m.node_id == gone_id && m.connected)
+    })
+    .await;
+    nodes.push(back);
+    shutdown_all(&nodes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_was_down_during_a_delete_drops_its_copy_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,11 @@ pub struct ServerConfig {
     pub heartbeat_interval: Duration,
     /// The longest wait between two attempts to reach a lost peer.
     pub max_redial_backoff: Duration,
+    /// How long a member may stay unreachable before it is forgotten
+    /// (default one day): no longer redialed, no longer a holder in
+    /// placement (repair then gives its objects to other nodes). It joins
+    /// again as soon as it connects. `None` keeps members forever.
+    pub forget_after: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -66,6 +71,7 @@ impl ServerConfig {
             secret_file: None,
             heartbeat_interval: Duration::from_secs(5),
             max_redial_backoff: Duration::from_secs(30),
+            forget_after: Some(Duration::from_secs(24 * 60 * 60)),
         }
     }
 
@@ -144,6 +150,12 @@ impl ServerConfig {
     /// Sets the longest redial back-off.
     pub fn max_redial_backoff(mut self, most: Duration) -> Self {
         self.max_redial_backoff = most;
+        self
+    }
+
+    /// Sets how long an unreachable member is kept (`None`: forever).
+    pub fn forget_after(mut self, after: Option<Duration>) -> Self {
+        self.forget_after = after;
         self
     }
 

@@ -101,6 +101,19 @@ impl Members {
         m.addr
     }
 
+    /// Forgets `node` if it is still unreachable and was last seen more
+    /// than `after` ago; returns whether it did.
+    pub(crate) fn forget_if_gone(&self, node: NodeId, after: std::time::Duration) -> bool {
+        let mut map = self.map();
+        let gone = map.get(&node).is_some_and(|m| {
+            m.live_peer().is_none() && m.last_seen.elapsed().is_ok_and(|since| since > after)
+        });
+        if gone {
+            map.remove(&node);
+        }
+        gone
+    }
+
     /// Redialing `node` stopped (it is connected, or we are shutting down).
     pub(crate) fn redial_done(&self, node: NodeId) {
         if let Some(m) = self.map().get_mut(&node) {

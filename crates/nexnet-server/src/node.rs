@@ -550,7 +550,15 @@ pub(crate) async fn redial(node: Arc<Node>, target: Option<NodeId>, addr: Socket
                 debug!(peer = ?peer.node_id(), %addr, "dialed");
                 break;
             }
-            Err(e) => debug!(%addr, error = %e, ?backoff, "dial failed; will retry"),
+            Err(e) => {
+                if let (Some(t), Some(after)) = (target, node.config.forget_after)
+                    && node.members.forget_if_gone(t, after)
+                {
+                    info!(peer = ?t, %addr, ?after, "forgot a member unreachable for too long");
+                    return;
+                }
+                debug!(%addr, error = %e, ?backoff, "dial failed; will retry")
+            }
         }
         // 75% to 125% of the back-off, so restarted nodes do not dial in step.
         let mut r = [0u8; 1];
