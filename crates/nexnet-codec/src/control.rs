@@ -66,12 +66,18 @@ pub fn encode_message<M: Serialize>(message: &M) -> Result<Bytes> {
         })
 }
 
-/// Decodes a bare message (the payload of an `Open` frame).
+/// Decodes a bare message (the payload of an `Open` frame). Trailing bytes
+/// are an error, as in [`Control::decode`].
 pub fn decode_message<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
-    postcard::from_bytes(bytes).map_err(|source| CodecError::Decode {
+    let decode_err = |source| CodecError::Decode {
         what: "stream header",
         source,
-    })
+    };
+    let (message, rest) = postcard::take_from_bytes(bytes).map_err(decode_err)?;
+    if !rest.is_empty() {
+        return Err(decode_err(postcard::Error::DeserializeBadEncoding));
+    }
+    Ok(message)
 }
 
 #[cfg(test)]
@@ -113,6 +119,14 @@ mod tests {
         let mut ok = Control::Notify(Msg::Yes).encode().unwrap().to_vec();
         ok.push(0);
         assert!(Control::<Msg>::decode(&ok).is_err());
+        // Found by the `control` fuzz target: a stream header took the
+        // message off the front and ignored the rest.
+        let mut header = encode_message(&Msg::Note("x".into())).unwrap().to_vec();
+        header.extend_from_slice(&[3, 9]);
+        assert!(matches!(
+            decode_message::<Msg>(&header),
+            Err(CodecError::Decode { .. })
+        ));
         // A length far beyond the input must not allocate it.
         assert!(Control::<Msg>::decode(&[0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }

@@ -116,11 +116,15 @@ impl Decoder for HandshakeCodec {
             return Ok(None);
         }
         let wire = src.split_to(PREFIX_LEN + len);
-        let message =
-            postcard::from_bytes(&wire[PREFIX_LEN..]).map_err(|source| CodecError::Decode {
-                what: "handshake",
-                source,
-            })?;
+        let decode_err = |source| CodecError::Decode {
+            what: "handshake",
+            source,
+        };
+        // The body is exactly one message: nothing may trail it.
+        let (message, rest) = postcard::take_from_bytes(&wire[PREFIX_LEN..]).map_err(decode_err)?;
+        if !rest.is_empty() {
+            return Err(decode_err(postcard::Error::DeserializeBadEncoding));
+        }
         Ok(Some((message, wire.to_vec())))
     }
 
@@ -193,6 +197,24 @@ mod tests {
         assert!(matches!(
             HandshakeCodec.decode(&mut buf),
             Err(CodecError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn bytes_after_the_message_in_a_body_are_refused() {
+        // Found by the `handshake` fuzz target: the body's length counted
+        // bytes that the message did not use, and they were ignored.
+        let mut wire = hello().to_wire().unwrap();
+        wire.extend_from_slice(b"junk");
+        let len = u16::from_be_bytes([wire[6], wire[7]]) + 4;
+        wire[6..8].copy_from_slice(&len.to_be_bytes());
+        let mut buf = BytesMut::from(&wire[..]);
+        assert!(matches!(
+            HandshakeCodec.decode(&mut buf),
+            Err(CodecError::Decode {
+                what: "handshake",
+                ..
+            })
         ));
     }
 
