@@ -107,6 +107,18 @@ pub enum ServerError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     Shutdown,
+
+    /// A store failed because this node's disk is full (or its quota is
+    /// used up); what it had written is removed. The source says which
+    /// operation on which path failed.
+    #[error("node {node}: disk full")]
+    DiskFull {
+        /// The node whose disk is full.
+        node: NodeId,
+        /// What failed.
+        #[source]
+        source: Box<ServerError>,
+    },
 }
 
 /// This crate's result type.
@@ -119,6 +131,28 @@ impl ServerError {
             path: path.into(),
             source,
         }
+    }
+
+    /// Whether this error comes from a full disk or an exhausted quota
+    /// (an I/O error of kind `StorageFull` or `QuotaExceeded` anywhere in
+    /// its chain). Errors reading the caller's source never count.
+    pub fn is_disk_full(&self) -> bool {
+        if matches!(self, Self::Source(_)) {
+            return false;
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<io::Error>()
+                && matches!(
+                    io.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                )
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
     }
 
     /// Whether this is the data key refusing an object encrypted under

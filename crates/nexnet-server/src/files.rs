@@ -203,6 +203,20 @@ impl Node {
         }
         .instrument(span)
         .await
+        .map_err(|e| self.name_disk_full(e))
+    }
+
+    /// A store that failed for lack of space says so, and on which node:
+    /// the caller may be talking to another node than the full one.
+    fn name_disk_full(&self, e: ServerError) -> ServerError {
+        if e.is_disk_full() && !matches!(e, ServerError::DiskFull { .. }) {
+            ServerError::DiskFull {
+                node: self.id,
+                source: Box::new(e),
+            }
+        } else {
+            e
+        }
     }
 
     /// Commits a store whose bytes are all written (see [`StoreTail`]).

@@ -14,8 +14,8 @@ use std::{
 use axum::{
     Json, Router,
     body::Body,
-    extract::{Path, Request, State, rejection::PathRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRequestParts, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -105,6 +105,7 @@ impl From<ServerError> for ApiError {
             }
             ServerError::Quorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "quorum"),
             ServerError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ServerError::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             ServerError::Source(_) => (StatusCode::BAD_REQUEST, "body"),
             ServerError::Crypto(CryptoError::KeyMismatch { .. }) => {
                 (StatusCode::CONFLICT, "key_mismatch")
@@ -118,9 +119,29 @@ impl From<ServerError> for ApiError {
     }
 }
 
-impl From<PathRejection> for ApiError {
-    fn from(e: PathRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_name", e.body_text())
+/// What precedes a file's name in its URL path (the route `/v1/files/{*name}`).
+const FILES_PREFIX: &str = "/v1/files/";
+
+/// The file name a `/v1/files/{name}` request names, decoded from the raw
+/// request path by [`nexnet::server::name_from_url_path`] (not by axum's
+/// `Path`, so that the decoding is ours, fuzzed and shared with the
+/// client's encoding). A bad name is a 400 `invalid_name`.
+struct FileName(String);
+
+impl FromRequestParts<Arc<Api>> for FileName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> ApiResult<Self> {
+        // The router sends only paths that start with the prefix here; the
+        // router is not nested, so the URI is the one the client sent.
+        let raw = parts
+            .uri
+            .path()
+            .strip_prefix(FILES_PREFIX)
+            .unwrap_or_default();
+        nexnet::server::name_from_url_path(raw)
+            .map(Self)
+            .map_err(|e| failed(api, e))
     }
 }
 
@@ -138,7 +159,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        let _ = write!(out, ": {s}");
+        // Some errors already print their cause; do not say it twice.
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            let _ = write!(out, ": {text}");
+        }
         source = s.source();
     }
     out
@@ -201,10 +226,9 @@ fn file_json(f: FileInfo) -> FileJson {
 
 async fn put_file(
     State(api): Shared,
-    name: Result<Path<String>, PathRejection>,
+    FileName(name): FileName,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<PutJson>)> {
-    let Path(name) = name.map_err(|e| failed(&api, e))?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let receipt = api
         .server
@@ -252,9 +276,8 @@ fn file_headers(info: &FileInfo, len: u64) -> HeaderMap {
 
 async fn head_file(
     State(api): Shared,
-    name: Result<Path<String>, PathRejection>,
+    FileName(name): FileName,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    let Path(name) = name.map_err(|e| failed(&api, e))?;
     let info = api.server.info(&name).await.map_err(|e| failed(&api, e))?;
     let headers = file_headers(&info, info.size);
     Ok((StatusCode::OK, headers))
@@ -262,10 +285,9 @@ async fn head_file(
 
 async fn get_file(
     State(api): Shared,
-    name: Result<Path<String>, PathRejection>,
+    FileName(name): FileName,
     request_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let Path(name) = name.map_err(|e| failed(&api, e))?;
     let info = api.server.info(&name).await.map_err(|e| failed(&api, e))?;
     let asked = request_headers
         .get(header::RANGE)
@@ -327,11 +349,7 @@ async fn get_file(
     Ok((status, headers, Body::from_stream(body)).into_response())
 }
 
-async fn delete_file(
-    State(api): Shared,
-    name: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<DeleteJson>> {
-    let Path(name) = name.map_err(|e| failed(&api, e))?;
+async fn delete_file(State(api): Shared, FileName(name): FileName) -> ApiResult<Json<DeleteJson>> {
     let report = api
         .server
         .delete(&name)

@@ -146,6 +146,20 @@ impl Api {
         Ok(url)
     }
 
+    /// The URL of file `name`: `/v1/files/` and the name percent-encoded by
+    /// [`nexnet::server::url_path_for_name`], slashes included, which the
+    /// node decodes with `name_from_url_path`.
+    fn file_url(&self, name: &str) -> Url {
+        let mut url = self.base.clone();
+        // Only unreserved characters and escapes: `set_path` keeps them as
+        // they are (the name is checked, so never `.` or `..`).
+        url.set_path(&format!(
+            "/v1/files/{}",
+            nexnet::server::url_path_for_name(name)
+        ));
+        url
+    }
+
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
         let r = self.http.request(method, url);
         match &self.token {
@@ -268,7 +282,7 @@ pub async fn put(args: PutArgs) -> Result<()> {
             counted.inc(bytes.len() as u64);
         }
     });
-    let url = api.url(&["v1", "files", &name])?;
+    let url = api.file_url(&name);
     let mut request = api
         .request(reqwest::Method::PUT, url)
         .body(reqwest::Body::wrap_stream(stream));
@@ -298,7 +312,7 @@ pub async fn put(args: PutArgs) -> Result<()> {
 pub async fn get(args: GetArgs) -> Result<()> {
     let api = Api::new(&args.api)?;
     check_name(&args.name)?;
-    let url = api.url(&["v1", "files", &args.name])?;
+    let url = api.file_url(&args.name);
     let response = api.send(api.request(reqwest::Method::GET, url)).await?;
     let bar = progress(response.content_length(), "get");
     match &args.output {
@@ -373,7 +387,7 @@ async fn write_atomically(path: &Path, response: Response, bar: &ProgressBar) ->
 pub async fn rm(args: RmArgs) -> Result<()> {
     let api = Api::new(&args.api)?;
     check_name(&args.name)?;
-    let url = api.url(&["v1", "files", &args.name])?;
+    let url = api.file_url(&args.name);
     let report: DeleteJson = api
         .send(api.request(reqwest::Method::DELETE, url))
         .await?

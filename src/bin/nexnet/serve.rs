@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use nexnet::server::{FileServer, ServerConfig};
 use serde::Deserialize;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::UsageError;
 
@@ -170,6 +170,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .with_context(|| format!("cannot start the node in {}", args.data.display()));
         }
     };
+    // Once the node is up, so a usage error stays the only line printed.
+    raise_open_files_limit();
     // Listen for signals before saying we are up: a SIGTERM sent as soon
     // as the lines below appear must stop the node cleanly, not kill it.
     let stop_signal = shutdown_signal()?;
@@ -213,6 +215,42 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     info!("stopped");
     Ok(())
 }
+
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit,
+/// and logs it. Every API client and every peer holds a socket, and the
+/// soft limit is often 1024, which a thousand clients would exhaust; the
+/// hard limit is what the administrator allows (as Go and nginx do).
+#[cfg(unix)]
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+    let show = |n: Option<u64>| n.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        debug!(open_files = %show(limit.current), "open files limit");
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => info!(
+            open_files = %show(limit.maximum),
+            was = %show(limit.current),
+            "raised the open files limit to the hard limit"
+        ),
+        Err(e) => warn!(
+            open_files = %show(limit.current),
+            hard = %show(limit.maximum),
+            error = %e,
+            "cannot raise the open files limit; past it, connections and file opens fail"
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_files_limit() {}
 
 /// The first address `peer` (HOST:PORT) resolves to.
 async fn resolve(peer: &str) -> Result<SocketAddr> {
