@@ -9,9 +9,10 @@
 //!   was before the store, no object was added, the files stored earlier
 //!   still read back whole, and a smaller store succeeds.
 //! - `a_replica_with_a_full_disk_misses_the_store` (one of three nodes, R =
-//!   3): the put fails with a quorum error naming that node; the full node
-//!   keeps no partial object and keeps serving; the two others hold the
-//!   file.
+//!   3): the put fails with a quorum error naming that node and saying its
+//!   disk is full (the replica resets the stream with a code for it); the
+//!   full node keeps no partial object and keeps serving; the two others
+//!   hold the file.
 //!
 //! Mounting needs root (CI runs as root). Without it the tests fail with an
 //! explanation, unless `NEXNET_SKIP_ROOT_TESTS=1`, which skips them with a
@@ -297,6 +298,11 @@ fn a_replica_with_a_full_disk_misses_the_store() {
     assert!(
         line.contains(short),
         "the error should name node {short}…: {line}"
+    );
+    // And the cause: the replica resets the stream saying its disk is full.
+    assert!(
+        line.contains("disk is full"),
+        "the error should say why node {short}… missed it: {line}"
     );
     assert_nothing_left(&disk, &full_store, used_before, &objects_before);
 

@@ -87,6 +87,8 @@ pub enum ResetCode {
     ProtocolError,
     /// The node is shutting down.
     Shutdown,
+    /// The receiver cannot keep what it is sent: its disk is full.
+    StorageFull,
     /// A code this version does not know.
     Other(u32),
 }
@@ -99,6 +101,7 @@ impl ResetCode {
             Self::Refused => 2,
             Self::ProtocolError => 3,
             Self::Shutdown => 4,
+            Self::StorageFull => 5,
             Self::Other(code) => code,
         }
     }
@@ -110,6 +113,7 @@ impl ResetCode {
             2 => Self::Refused,
             3 => Self::ProtocolError,
             4 => Self::Shutdown,
+            5 => Self::StorageFull,
             code => Self::Other(code),
         }
     }
@@ -122,6 +126,7 @@ impl fmt::Display for ResetCode {
             Self::Refused => f.write_str("refused by the receiver"),
             Self::ProtocolError => f.write_str("protocol error"),
             Self::Shutdown => f.write_str("node shutting down"),
+            Self::StorageFull => f.write_str("the receiver's disk is full"),
             Self::Other(code) => write!(f, "code {code}"),
         }
     }

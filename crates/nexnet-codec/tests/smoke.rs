@@ -93,3 +93,23 @@ async fn hostile_bytes_end_in_typed_errors() {
         );
     }
 }
+
+#[test]
+fn reset_codes_keep_their_wire_values() {
+    // The values are the protocol: a peer of another version reads them.
+    let known = [
+        (ResetCode::Cancelled, 1),
+        (ResetCode::Refused, 2),
+        (ResetCode::ProtocolError, 3),
+        (ResetCode::Shutdown, 4),
+        (ResetCode::StorageFull, 5),
+    ];
+    for (code, wire) in known {
+        assert_eq!(code.to_u32(), wire);
+        assert_eq!(ResetCode::from_u32(wire), code);
+        let frame = Frame::reset(StreamId(9), code);
+        assert_eq!(frame.reset_code().unwrap(), code);
+    }
+    assert_eq!(ResetCode::from_u32(77), ResetCode::Other(77));
+    assert_eq!(ResetCode::Other(77).to_u32(), 77);
+}

@@ -11,14 +11,14 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
-use nexnet_p2p::{NodeId, Peer, RecvStream, SendStream};
+use nexnet_p2p::{NodeId, Peer, RecvStream, ResetCode, SendStream};
 use nexnet_store::{ObjectStore, ObjectWriter};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     sync::oneshot,
 };
 
-use crate::{catalog::CatalogEntry, protocol::Message};
+use crate::{ServerError, catalog::CatalogEntry, protocol::Message};
 
 /// How much of an object is read, encrypted and sent at a time. The
 /// transport cuts it into 64 KiB frames without copying.
@@ -199,10 +199,14 @@ pub(crate) async fn receive(
         if end || batched >= CHUNK {
             let pieces = std::mem::take(&mut batch);
             batched = 0;
-            writer
-                .write_chunks(pieces)
-                .await
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = writer.write_chunks(pieces).await {
+                let e = ServerError::from(e);
+                // Tell the sender why, so its error can name the cause.
+                if e.is_disk_full() {
+                    stream.reset(ResetCode::StorageFull);
+                }
+                return Err(e.to_string());
+            }
         }
         if end {
             return Ok(writer);
