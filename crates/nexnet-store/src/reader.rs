@@ -19,9 +19,19 @@ use crate::{Cid, CidHasher, StoreError, store::FileIdentity, store::Inner};
 
 /// Opens `file` for streaming: tokio runs each file read as a blocking task,
 /// so reads are gathered into `buffer_size` steps whatever the caller's
-/// buffer (`tokio::io::copy` asks for 8 KiB at a time).
-pub(crate) fn buffered(file: File, buffer_size: usize) -> BufReader<File> {
-    BufReader::with_capacity(buffer_size, file)
+/// buffer (`tokio::io::copy` asks for 8 KiB at a time). A small object gets
+/// a buffer of its own size, not `buffer_size`: a thousand readers of 4 KiB
+/// files then hold 4 MiB, not 256.
+pub(crate) fn buffered(file: File, len: u64, buffer_size: usize) -> BufReader<File> {
+    BufReader::with_capacity(buffer_for(len, buffer_size), file)
+}
+
+/// The read buffer for an object of `len` bytes: its length, between 4 KiB
+/// (never zero, which would make the buffer look like the end of the file)
+/// and `buffer_size`.
+fn buffer_for(len: u64, buffer_size: usize) -> usize {
+    let floor = (4 << 10).min(buffer_size);
+    usize::try_from(len).map_or(buffer_size, |len| len.clamp(floor, buffer_size))
 }
 
 pin_project! {
@@ -37,7 +47,7 @@ pin_project! {
 impl ObjectReader {
     pub(crate) fn new(file: File, len: u64, buffer_size: usize) -> Self {
         Self {
-            file: buffered(file, buffer_size),
+            file: buffered(file, len, buffer_size),
             len,
         }
     }
@@ -115,7 +125,7 @@ impl VerifiedReader {
         store: Arc<Inner>,
     ) -> Self {
         Self {
-            file: buffered(file, store.buffer_size()),
+            file: buffered(file, len, store.buffer_size()),
             len,
             cid,
             identity,
@@ -190,5 +200,21 @@ impl AsyncRead for VerifiedReader {
                 State::Verified => return Poll::Ready(Ok(())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::buffer_for;
+
+    #[test]
+    fn small_objects_get_small_buffers() {
+        const BUF: usize = 256 << 10;
+        assert_eq!(buffer_for(0, BUF), 4 << 10);
+        assert_eq!(buffer_for(32 + 4096, BUF), 32 + 4096);
+        assert_eq!(buffer_for(BUF as u64 + 1, BUF), BUF);
+        assert_eq!(buffer_for(u64::MAX, BUF), BUF);
+        // A configured buffer under the floor is kept as it is.
+        assert_eq!(buffer_for(10, 1024), 1024);
     }
 }

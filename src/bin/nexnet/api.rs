@@ -121,6 +121,8 @@ impl From<ServerError> for ApiError {
 
 /// What precedes a file's name in its URL path (the route `/v1/files/{*name}`).
 const FILES_PREFIX: &str = "/v1/files/";
+/// The largest piece of a response body read at once.
+const BODY_CHUNK: usize = 256 * 1024;
 
 /// The file name a `/v1/files/{name}` request names, decoded from the raw
 /// request path by [`nexnet::server::name_from_url_path`] (not by axum's
@@ -338,7 +340,10 @@ async fn get_file(
     }
     api.metrics.gets.fetch_add(1, Ordering::Relaxed);
     let counter = api.clone();
-    let body = ReaderStream::with_capacity(reader, 256 * 1024).inspect(move |chunk| {
+    // A buffer the size of a small file, not 256 KiB for each of a thousand
+    // clients reading 4 KiB files.
+    let capacity = usize::try_from(reader.len()).map_or(BODY_CHUNK, |n| n.clamp(1, BODY_CHUNK));
+    let body = ReaderStream::with_capacity(reader, capacity).inspect(move |chunk| {
         if let Ok(bytes) = chunk {
             counter
                 .metrics
