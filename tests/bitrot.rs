@@ -81,12 +81,19 @@ fn quarantine_dir(node: &FileServer) -> PathBuf {
     node.config().data_dir.join("store/quarantine")
 }
 
-/// Where the default layout keeps `cid` under `objects`: its hex cut into
-/// 5-character levels, then the whole hex.
+/// Where the node's store keeps `cid` under `objects`: its hex cut into
+/// 5-character levels, as many as the store's `LAYOUT` (`cas:5xDEPTH`) says,
+/// then the whole hex.
 fn object_path(node: &FileServer, cid: &Cid) -> PathBuf {
+    let layout = fs::read_to_string(node.config().data_dir.join("store/LAYOUT")).unwrap();
+    let depth: usize = layout
+        .trim_end()
+        .strip_prefix("cas:5x")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected layout {layout:?}"));
     let hex = cid.to_hex();
     let mut p = objects_dir(node);
-    for level in hex.as_bytes().chunks(5) {
+    for level in hex.as_bytes().chunks(5).take(depth) {
         p.push(std::str::from_utf8(level).unwrap());
     }
     p.join(hex)

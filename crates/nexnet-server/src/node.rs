@@ -14,7 +14,7 @@ use nexnet_p2p::{
     Event, Events, NetworkSecret, NodeId, Peer, RecvStream, ResetCode, TcpTransport, Transport,
     TransportConfig,
 };
-use nexnet_store::{Cid, ObjectStore, ObjectWriter, StoreConfig, StoreError};
+use nexnet_store::{CasPath, Cid, ObjectStore, ObjectWriter, StoreConfig, StoreError};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -28,6 +28,13 @@ use crate::{
     protocol::{MAX_LIST, Message},
     transfer::{self, Rendezvous},
 };
+
+/// The object layout of a new data directory: two 5-character levels,
+/// `ab12c/34de5/<cid>`. The store's default goes all 8 levels deep, which
+/// costs every object eight directories to create (and fsync) and to prune
+/// again: small-file stores and deletes ran at less than half the speed
+/// (docs/decisions.md, "Object layout of a node").
+const NODE_LAYOUT: CasPath = CasPath::new(5, 2);
 
 /// Where a transfer's stream meets the request about it: (sender, transfer id).
 pub(crate) type TransferKey = (NodeId, u64);
@@ -65,10 +72,16 @@ impl Node {
             .await
             .map_err(|e| ServerError::io("create data directory", &dir, e))?;
         // The store locks the directory: a second node on it stops here.
+        // A store keeps the layout it was created with; a new one gets the
+        // node's (see `NODE_LAYOUT`).
+        let store_dir = dir.join("store");
+        let layout = CasPath::recorded_in(&store_dir)
+            .await?
+            .unwrap_or(NODE_LAYOUT);
         let store = ObjectStore::open_with(
-            dir.join("store"),
+            store_dir,
             StoreConfig::default().fsync(config.fsync),
-            nexnet_store::CasPath::default(),
+            layout,
         )
         .await?;
         let (id, key, secret, catalog) = {

@@ -208,3 +208,59 @@ async fn init_creates_a_node_adopts_shared_files_and_never_overwrites() {
     assert!(matches!(err, ServerError::Crypto(_)), "{err}");
     assert!(!dir.path().join("c/node.id").exists());
 }
+
+/// How many directory levels lie between `objects/` and the object file.
+fn object_depth(dir: &std::path::Path, cid: &nexnet_store::Cid) -> usize {
+    let mut stack = vec![(dir.join("store/objects"), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push((p, depth + 1));
+            } else if p.file_name().unwrap().to_str() == Some(&cid.to_hex()) {
+                return depth;
+            }
+        }
+    }
+    panic!("object {cid} not found under {}", dir.display());
+}
+
+#[tokio::test]
+async fn a_data_directory_keeps_the_object_layout_it_was_created_with() {
+    // A new node puts objects two 5-character levels deep.
+    let new = tempfile::tempdir().unwrap();
+    let node = FileServer::open(config(new.path())).await.unwrap();
+    let cid = node.store("a", &b"two levels"[..]).await.unwrap().cid;
+    node.shutdown().await;
+    drop(node);
+    assert_eq!(object_depth(new.path(), &cid), 2);
+
+    // A store created with the full-depth layout (as nodes made before
+    // that choice were) is opened with it: its files stay readable and new
+    // ones go where its layout says.
+    let old = tempfile::tempdir().unwrap();
+    drop(
+        nexnet_store::ObjectStore::open_with(
+            old.path().join("store"),
+            nexnet_store::StoreConfig::default(),
+            nexnet_store::CasPath::new(5, 8),
+        )
+        .await
+        .unwrap(),
+    );
+    let node = FileServer::open(config(old.path())).await.unwrap();
+    let cid = node.store("b", &b"eight levels"[..]).await.unwrap().cid;
+    node.shutdown().await;
+    drop(node);
+    assert_eq!(object_depth(old.path(), &cid), 8);
+    let node = FileServer::open(config(old.path())).await.unwrap();
+    let mut text = String::new();
+    node.get("b")
+        .await
+        .unwrap()
+        .read_to_string(&mut text)
+        .await
+        .unwrap();
+    assert_eq!(text, "eight levels");
+    node.shutdown().await;
+}

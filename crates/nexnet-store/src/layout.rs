@@ -71,6 +71,41 @@ impl CasPath {
     }
 }
 
+impl CasPath {
+    /// The `CasPath` a store at `root` was created with, read from its
+    /// `LAYOUT` file: `None` if there is no store there yet, or if it was
+    /// created with another kind of transform (opening it with a `CasPath`
+    /// then fails with [`StoreError::LayoutMismatch`], which names both).
+    ///
+    /// Lets a program open an existing store whatever depth it was created
+    /// with, and pick its own layout only for a new one:
+    /// `CasPath::recorded_in(&root).await?.unwrap_or(CasPath::new(5, 2))`.
+    pub async fn recorded_in(root: impl AsRef<Path>) -> Result<Option<Self>> {
+        let path = root.as_ref().join(LAYOUT_FILE);
+        match tokio::fs::read_to_string(&path).await {
+            Ok(id) => Ok(Self::from_id(id.trim_end())),
+            // No store here (opening one says what is wrong, if anything).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::io("read layout file", path, e)),
+        }
+    }
+
+    /// The layout whose [`id`](PathTransform::id) is `id` (`cas:WxD`).
+    fn from_id(id: &str) -> Option<Self> {
+        let (width, depth) = id.strip_prefix("cas:")?.split_once('x')?;
+        let layout = Self::new(width.parse().ok()?, depth.parse().ok()?);
+        // Only an id this type prints is one of its layouts.
+        (layout.id() == id).then_some(layout)
+    }
+}
+
 impl Default for CasPath {
     fn default() -> Self {
         Self::new(5, CID_HEX_LEN / 5)
@@ -95,6 +130,9 @@ impl PathTransform for CasPath {
         format!("cas:{}x{}", self.width, self.depth)
     }
 }
+
+/// The file in a store's root that records its layout's id.
+pub(crate) const LAYOUT_FILE: &str = "LAYOUT";
 
 /// Checks that a transform's output stays inside the objects directory.
 pub(crate) fn checked_dir(transform: &dyn PathTransform, cid: &Cid) -> Result<PathBuf> {

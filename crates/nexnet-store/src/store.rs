@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::{
     CasPath, Cid, CidHasher, CidStream, ObjectReader, PathTransform, Result, StoreError,
     VerifiedReader,
-    layout::checked_dir,
+    layout::{LAYOUT_FILE, checked_dir},
     walk::{self, walk},
 };
 
@@ -140,10 +140,13 @@ impl std::fmt::Debug for ObjectStore {
 }
 
 impl ObjectStore {
-    /// Opens (creating if needed) a store at `root` with the default layout
-    /// and configuration.
+    /// Opens (creating if needed) a store at `root` with the default
+    /// configuration: an existing store with the [`CasPath`] it was created
+    /// with (any width and depth), a new one with the default layout.
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        Self::open_with(root, StoreConfig::default(), CasPath::default()).await
+        let root = root.into();
+        let layout = CasPath::recorded_in(&root).await?.unwrap_or_default();
+        Self::open_with(root, StoreConfig::default(), layout).await
     }
 
     /// Opens a store with a chosen configuration and path transform.
@@ -625,7 +628,7 @@ impl Inner {
 /// Records the layout a store was created with, and refuses to open it with
 /// another: objects would be listed, but not found where `read` looks.
 fn check_layout(root: &Path, layout: &dyn PathTransform) -> Result<()> {
-    let path = root.join("LAYOUT");
+    let path = root.join(LAYOUT_FILE);
     let wanted = layout.id();
     match fs::read_to_string(&path) {
         Ok(found) if found.trim_end() == wanted => Ok(()),

@@ -88,6 +88,67 @@ async fn objects_live_under_five_character_levels_named_by_their_cid() {
 }
 
 #[tokio::test]
+async fn a_store_reopens_with_the_layout_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(CasPath::recorded_in(dir.path()).await.unwrap(), None);
+    let shallow = CasPath::new(5, 2);
+    let store = ObjectStore::open_with(dir.path(), StoreConfig::default(), shallow)
+        .await
+        .unwrap();
+    let cid = store.write(&b"abc"[..]).await.unwrap().cid;
+    let expected = dir
+        .path()
+        .join("objects/a9993/e3647/a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(store.path_of(&cid).unwrap(), expected);
+    drop(store);
+
+    assert_eq!(
+        CasPath::recorded_in(dir.path()).await.unwrap(),
+        Some(shallow)
+    );
+    // `open` takes the recorded depth, not its default, and finds it.
+    let store = open(dir.path()).await;
+    assert_eq!(store.path_of(&cid).unwrap(), expected);
+    store.verify(&cid).await.unwrap();
+    drop(store);
+    // Asking for another layout explicitly is still refused.
+    let err = ObjectStore::open_with(dir.path(), StoreConfig::default(), CasPath::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LayoutMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_store_of_another_transform_is_not_opened_as_a_cas_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = CustomPath::new("flat", |_: &Cid| std::path::PathBuf::from("all"));
+    drop(
+        ObjectStore::open_with(dir.path(), StoreConfig::default(), flat)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(CasPath::recorded_in(dir.path()).await.unwrap(), None);
+    let err = ObjectStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, StoreError::LayoutMismatch { .. }), "{err}");
+    // Ids that only look like a CasPath's are not taken for one.
+    for id in [
+        "cas:5x",
+        "cas:x2",
+        "cas:05x2",
+        "cas:5x2x1",
+        "cas:5 x2",
+        "cas:-1x2",
+    ] {
+        fs::write(dir.path().join("LAYOUT"), format!("{id}\n")).unwrap();
+        assert_eq!(
+            CasPath::recorded_in(dir.path()).await.unwrap(),
+            None,
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_custom_path_transform_is_used_and_listed() {
     let dir = tempfile::tempdir().unwrap();
     let flat = CustomPath::new("flat", |_: &Cid| std::path::PathBuf::from("all"));
