@@ -555,6 +555,40 @@ fn bad_input_gives_one_error_line_and_the_documented_exit_code() {
         line.contains("--api-token") && line.contains("0.0.0.0"),
         "{e:#?}"
     );
+
+    // Durations: a bad one on the command line or in nexnet.toml is a
+    // usage error naming the setting; good ones start the node.
+    for (flag, value) in [
+        ("--heartbeat", "0s"),
+        ("--heartbeat", "off"),
+        ("--forget-after", "soon"),
+        ("--repair-interval", "400days"),
+        ("--repair-interval", "5 parsecs"),
+    ] {
+        let e = run(&["serve", "--data", path_str(&dir), flag, value]);
+        assert_eq!(e.code(), Some(2), "{flag} {value}: {e:#?}");
+        assert!(
+            e.stderr.starts_with("error: ") && e.stderr.contains(flag),
+            "{flag} {value}: {e:#?}"
+        );
+        assert_no_panic(&e.stderr);
+    }
+    let configured = root.path().join("configured");
+    init(&configured, None);
+    std::fs::write(configured.join("nexnet.toml"), "heartbeat = \"fast\"\n").unwrap();
+    let e = run(&["serve", "--data", path_str(&configured)]);
+    let line = e.fails(2);
+    assert!(
+        line.contains("nexnet.toml") && line.contains("heartbeat") && line.contains("fast"),
+        "{e:#?}"
+    );
+    std::fs::write(
+        configured.join("nexnet.toml"),
+        "heartbeat = \"1s\"\nrepair_interval = \"off\"\nforget_after = \"1h 30m\"\n",
+    )
+    .unwrap();
+    let node = Node::start(&configured, &["--forget-after", "never"]);
+    assert_eq!(node.status()["node_id"], node.id.as_str());
 }
 
 // ---------------------------------------------------------------------------

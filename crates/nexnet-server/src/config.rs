@@ -4,6 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use crate::{Result, ServerError};
 
+/// The longest time-out or interval a configuration may hold (365 days).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// A node's settings. [`ServerConfig::new`] gives the defaults; the
 /// builder methods change one thing each.
 #[derive(Clone, Debug)]
@@ -181,6 +184,51 @@ impl ServerConfig {
         if self.heartbeat_interval.is_zero() || self.max_redial_backoff.is_zero() {
             return bad("intervals must be positive");
         }
+        if self.forget_after.is_some_and(|d| d.is_zero()) {
+            return bad("forget_after must be positive (None keeps members forever)");
+        }
+        // Deadlines are instants plus these; a year keeps that arithmetic
+        // far from overflowing and is longer than any sensible setting.
+        let longest = [
+            Some(self.request_timeout),
+            Some(self.stall_timeout),
+            self.repair_interval,
+            Some(self.heartbeat_interval),
+            Some(self.max_redial_backoff),
+            self.forget_after,
+        ];
+        if longest.into_iter().flatten().any(|d| d > MAX_DURATION) {
+            return bad("time-outs and intervals must be at most 365 days");
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_must_be_positive_and_at_most_a_year() {
+        let base = || ServerConfig::new("/nonexistent");
+        assert!(base().check().is_ok());
+        assert!(base().forget_after(None).check().is_ok());
+        assert!(base().repair_interval(None).check().is_ok());
+        assert!(base().forget_after(Some(MAX_DURATION)).check().is_ok());
+        let too_long = MAX_DURATION + Duration::from_secs(1);
+        for bad in [
+            base().forget_after(Some(Duration::ZERO)),
+            base().heartbeat_interval(Duration::ZERO),
+            base().repair_interval(Some(Duration::ZERO)),
+            base().forget_after(Some(too_long)),
+            base().heartbeat_interval(too_long),
+            base().repair_interval(Some(too_long)),
+            base().request_timeout(Duration::MAX),
+        ] {
+            assert!(
+                matches!(bad.check(), Err(ServerError::Config(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ mod server;
 mod transfer;
 
 pub use catalog::{CatalogEntry, Tombstone};
-pub use config::ServerConfig;
+pub use config::{MAX_DURATION, ServerConfig};
 pub use data_dir::{Initialized, KEY_FILE, NODE_ID_FILE, SECRET_FILE, init_data_dir};
 pub use error::{Result, ServerError};
 pub use files::{DeleteReport, FileInfo, FileReader, Receipt};

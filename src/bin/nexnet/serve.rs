@@ -24,8 +24,11 @@ The API serves on loopback by default. Binding it to another address \
 requires --api-token: every request must then carry \
 `Authorization: Bearer TOKEN`.
 
+Durations are written like 30s, 10m, 1h30m or 2days.
+
 DIR/nexnet.toml may hold the same settings (listen, advertise, api, \
-bootstrap, replicas, write_quorum, fsync, api_token); flags win.")]
+bootstrap, replicas, write_quorum, fsync, api_token, repair_interval, \
+heartbeat, forget_after); flags win.")]
 pub struct ServeArgs {
     /// The node's data directory (see `nexnet init`).
     #[arg(long, value_name = "DIR")]
@@ -60,6 +63,17 @@ pub struct ServeArgs {
     /// Skip fsync (faster, not crash-safe).
     #[arg(long)]
     no_fsync: bool,
+    /// How often the repair pass runs, or `off` [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_optional_duration)]
+    repair_interval: Option<Every>,
+    /// How often peers are pinged; a peer silent for three is taken for
+    /// dead, which bounds how fast a get fails over [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    heartbeat: Option<Duration>,
+    /// How long an unreachable member is redialled before it is forgotten,
+    /// or `never` [default: 1day].
+    #[arg(long, value_name = "DURATION", value_parser = parse_optional_duration)]
+    forget_after: Option<Every>,
     /// Log format on standard error (`RUST_LOG` sets the level).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -84,6 +98,50 @@ struct FileSettings {
     write_quorum: Option<usize>,
     fsync: Option<bool>,
     api_token: Option<String>,
+    repair_interval: Option<String>,
+    heartbeat: Option<String>,
+    forget_after: Option<String>,
+}
+
+/// A duration, or none (`off`, `never`).
+#[derive(Clone, Copy, Debug)]
+struct Every(Option<Duration>);
+
+/// A positive duration of at most a year (`30s`, `10m`, `1h30m`, `2days`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30s, 10m or 1day: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    if d > nexnet::server::MAX_DURATION {
+        return Err(format!("{text:?}: must be at most 365days"));
+    }
+    Ok(d)
+}
+
+/// [`parse_duration`], or `off` / `never` for none.
+fn parse_optional_duration(text: &str) -> Result<Every, String> {
+    match text.trim() {
+        "off" | "never" => Ok(Every(None)),
+        other => parse_duration(other).map(|d| Every(Some(d))),
+    }
+}
+
+/// A duration from the flag, else from the settings file (key `key`).
+fn setting<T>(
+    flag: Option<T>,
+    file: Option<&str>,
+    key: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>> {
+    match (flag, file) {
+        (Some(v), _) => Ok(Some(v)),
+        (None, Some(text)) => parse(text)
+            .map(Some)
+            .map_err(|why| UsageError(format!("{CONFIG_FILE}: {key}: {why}")).into()),
+        (None, None) => Ok(None),
+    }
 }
 
 fn init_logs(format: LogFormat) {
@@ -156,6 +214,32 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     if let Some(w) = args.write_quorum.or(file.write_quorum) {
         config = config.write_quorum(w);
+    }
+    let repair = file.repair_interval.as_deref();
+    if let Some(Every(every)) = setting(
+        args.repair_interval,
+        repair,
+        "repair_interval",
+        parse_optional_duration,
+    )? {
+        config = config.repair_interval(every);
+    }
+    if let Some(every) = setting(
+        args.heartbeat,
+        file.heartbeat.as_deref(),
+        "heartbeat",
+        parse_duration,
+    )? {
+        config = config.heartbeat_interval(every);
+    }
+    let forget = file.forget_after.as_deref();
+    if let Some(Every(after)) = setting(
+        args.forget_after,
+        forget,
+        "forget_after",
+        parse_optional_duration,
+    )? {
+        config = config.forget_after(after);
     }
 
     let api_listener = tokio::net::TcpListener::bind(api)
