@@ -100,6 +100,13 @@ impl CatalogEntry {
         })
     }
 
+    /// Whether this entry wins over `other` for the same name: the later
+    /// store, and between stores of the same millisecond the larger cid,
+    /// so that every node picks the same one whatever order they arrive in.
+    pub(crate) fn is_newer_than(&self, other: &Self) -> bool {
+        (self.created_ms, self.cid) > (other.created_ms, other.cid)
+    }
+
     /// Whether an entry from the network is plausible before it is kept.
     pub(crate) fn check(&self) -> std::result::Result<(), &'static str> {
         if self.sealed_name.len() > nexnet_crypto::HEADER_LEN + MAX_NAME_LEN {
@@ -147,6 +154,21 @@ struct State {
     tombstones: HashMap<Cid, Tombstone>,
 }
 
+/// What [`Catalog::put`] did with an entry.
+#[derive(Debug)]
+pub(crate) enum Put {
+    /// Recorded; the name was new here.
+    Added,
+    /// Recorded in place of this older entry for the name.
+    Replaced(CatalogEntry),
+    /// Already recorded.
+    Unchanged,
+    /// Not recorded: a newer entry holds the name.
+    Superseded,
+    /// Not recorded: its object was deleted.
+    Deleted,
+}
+
 /// The catalog of one node (see the module docs).
 pub(crate) struct Catalog {
     entries_dir: PathBuf,
@@ -181,12 +203,12 @@ impl Catalog {
             }
         }
         let mut state = State::default();
-        load_records(&entries_dir, &damaged_dir, |file, entry: CatalogEntry| {
+        let mut refused = load_records(&entries_dir, &damaged_dir, |file, entry: CatalogEntry| {
             (hex::encode(entry.name_id) == file && entry.check().is_ok()).then(|| {
                 state.entries.insert(entry.name_id(), entry);
             })
         })?;
-        load_records(&tombstones_dir, &damaged_dir, |file, t: Tombstone| {
+        refused += load_records(&tombstones_dir, &damaged_dir, |file, t: Tombstone| {
             let cid: Cid = file.parse().ok()?;
             state.tombstones.insert(cid, t);
             Some(())
@@ -219,9 +241,12 @@ impl Catalog {
                 .and_then(|d| d.sync_all())
                 .map_err(|e| ServerError::io("fsync", &entries_dir, e))?;
         }
-        let damaged = fs::read_dir(&damaged_dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true);
+        // Records refused now (even if moving them aside failed) or set
+        // aside by an earlier start and not yet dealt with.
+        let damaged = refused > 0
+            || fs::read_dir(&damaged_dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
         Ok(Self {
             entries_dir,
             tombstones_dir,
@@ -273,18 +298,21 @@ impl Catalog {
     }
 
     /// Records `entry` unless its object was deleted or a newer entry holds
-    /// its name. Returns the entry it replaced, if any.
-    pub(crate) async fn put(&self, entry: CatalogEntry) -> Result<Option<CatalogEntry>> {
+    /// its name (see [`Put`]).
+    pub(crate) async fn put(&self, entry: CatalogEntry) -> Result<Put> {
         let _w = self.writes.lock().await;
         {
             let state = lock(&self.state);
             if state.tombstones.contains_key(&entry.cid()) {
-                return Ok(None);
+                return Ok(Put::Deleted);
             }
-            if let Some(old) = state.entries.get(&entry.name_id())
-                && (old.created_ms > entry.created_ms || *old == entry)
-            {
-                return Ok(None);
+            if let Some(old) = state.entries.get(&entry.name_id()) {
+                if *old == entry {
+                    return Ok(Put::Unchanged);
+                }
+                if old.is_newer_than(&entry) {
+                    return Ok(Put::Superseded);
+                }
             }
         }
         let bytes = postcard::to_stdvec(&entry).map_err(|e| ServerError::Catalog {
@@ -293,7 +321,12 @@ impl Catalog {
         })?;
         let path = self.entries_dir.join(hex::encode(entry.name_id));
         self.write_file(&path, &bytes).await?;
-        Ok(lock(&self.state).entries.insert(entry.name_id(), entry))
+        Ok(
+            match lock(&self.state).entries.insert(entry.name_id(), entry) {
+                Some(old) => Put::Replaced(old),
+                None => Put::Added,
+            },
+        )
     }
 
     /// Records that `cid` was deleted and drops every entry naming it.
@@ -388,12 +421,14 @@ fn sync_parent(path: &Path) -> Result<()> {
 
 /// Loads every record file in `dir`; one that cannot be read or parsed, or
 /// that `keep` refuses, is moved to `damaged` and reported, never fatal.
+/// Returns how many were refused.
 fn load_records<T: serde::de::DeserializeOwned>(
     dir: &Path,
     damaged: &Path,
     mut keep: impl FnMut(&str, T) -> Option<()>,
-) -> Result<()> {
+) -> Result<usize> {
     let listing = fs::read_dir(dir).map_err(|e| ServerError::io("list", dir, e))?;
+    let mut refused = 0;
     for item in listing {
         let item = item.map_err(|e| ServerError::io("list", dir, e))?;
         let path = item.path();
@@ -402,11 +437,14 @@ fn load_records<T: serde::de::DeserializeOwned>(
             keep(&file, record).ok_or_else(|| "does not match its file name".to_string())
         });
         if let Err(reason) = parsed {
+            refused += 1;
             warn!(path = %path.display(), %reason, "moving a damaged catalog record aside");
-            let _ = fs::rename(&path, damaged.join(&file));
+            if let Err(e) = fs::rename(&path, damaged.join(&file)) {
+                warn!(path = %path.display(), error = %e, "could not move a damaged record aside; left in place");
+            }
         }
     }
-    Ok(())
+    Ok(refused)
 }
 
 fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> std::result::Result<T, String> {

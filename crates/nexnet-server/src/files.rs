@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     CatalogEntry, Result, ServerError,
-    catalog::{Tombstone, check_name},
+    catalog::{Put, Tombstone, check_name},
     node::{Node, await_stream, is_corruption},
     placement,
     protocol::Message,
@@ -238,7 +238,7 @@ impl Node {
             .filter_map(|h| self.members.peer(h))
             .collect();
         let stall = self.config.stall_timeout;
-        let (mut committed, mut missed) = if everyone_holds {
+        let (mut committed, mut missed, newer) = if everyone_holds {
             // Every node commits (and fsyncs) at the same time.
             let (local, remote) = tokio::join!(local.commit(), fanout.commit(&entry, stall));
             local?;
@@ -272,9 +272,23 @@ impl Node {
         // the name, and a delete reaches it like every other node. The
         // name now points at the new object, so the old one goes, even if
         // the quorum is missed (the new one is readable where it landed).
-        let replaced = self.catalog.put(entry).await?;
+        if let Some(newer) = newer {
+            // A holder refused ours for a newer store of the name: take it,
+            // so that this node agrees (ours is then the one replaced).
+            self.catalog.put(newer).await?;
+        }
+        let replaced = match self.catalog.put(entry.clone()).await? {
+            Put::Replaced(old) => Some(old),
+            // A newer store of the name got here first: ours is dead, and
+            // goes like any replaced version.
+            Put::Superseded => Some(entry),
+            Put::Added | Put::Unchanged | Put::Deleted => None,
+        };
+        let superseded = replaced.as_ref().is_some_and(|o| o.cid() == cid);
         let mut old: Vec<CatalogEntry> = previous.into_iter().chain(replaced).collect();
-        old.retain(|o| o.cid() != cid);
+        if !superseded {
+            old.retain(|o| o.cid() != cid);
+        }
         old.dedup_by_key(|o| o.cid());
         for o in old {
             self.replace_old(o).await;
@@ -319,7 +333,7 @@ impl Node {
     }
 
     /// A name now points at a new object: the old one goes everywhere.
-    async fn replace_old(self: &Arc<Self>, old: CatalogEntry) {
+    pub(crate) async fn replace_old(self: &Arc<Self>, old: CatalogEntry) {
         let cid = old.cid();
         if self.catalog.references(&cid) {
             return;
@@ -359,9 +373,7 @@ impl Node {
                 && entry.name_id() == name
                 && entry.check().is_ok()
                 && !self.catalog.is_deleted(&entry.cid())
-                && newest
-                    .as_ref()
-                    .is_none_or(|n| entry.created_ms > n.created_ms)
+                && newest.as_ref().is_none_or(|n| entry.is_newer_than(n))
             {
                 newest = Some(entry);
             }

@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::{
     Result, ServerConfig, ServerError,
     budget::Budget,
-    catalog::{Catalog, Tombstone},
+    catalog::{Catalog, Put, Tombstone},
     data_dir::{KEY_FILE, NODE_ID_FILE, SECRET_FILE},
     membership::Members,
     protocol::{MAX_LIST, Message},
@@ -35,6 +35,9 @@ use crate::{
 /// again: small-file stores and deletes ran at less than half the speed
 /// (docs/decisions.md, "Object layout of a node").
 const NODE_LAYOUT: CasPath = CasPath::new(5, 2);
+
+/// Why a replica was not kept when a newer store holds its name.
+const SUPERSEDED: &str = "superseded by a newer store of this name";
 
 /// Where a transfer's stream meets the request about it: (sender, transfer id).
 pub(crate) type TransferKey = (NodeId, u64);
@@ -193,19 +196,27 @@ impl Node {
             .commit_expecting(cid)
             .await
             .map_err(|e| e.to_string())?;
-        let replaced = self.catalog.put(entry).await.map_err(|e| e.to_string())?;
-        if self.catalog.is_deleted(&cid) {
+        let put = self.catalog.put(entry).await.map_err(|e| e.to_string())?;
+        if matches!(put, Put::Deleted) || self.catalog.is_deleted(&cid) {
             // The tombstone arrived while we committed: it wins.
             let _ = self.store.delete(&cid).await;
             return Err(format!("{cid} was deleted"));
         }
-        // The name moved to a new object: the old one is dead here (its
-        // originator also deletes it everywhere, with a tombstone).
-        if let Some(old) = replaced
-            && old.cid() != cid
-            && !self.catalog.references(&old.cid())
-        {
-            let _ = self.store.delete(&old.cid()).await;
+        match put {
+            // The name moved to a new object: the old one is dead here (its
+            // originator also deletes it everywhere, with a tombstone).
+            Put::Replaced(old) if old.cid() != cid && !self.catalog.references(&old.cid()) => {
+                let _ = self.store.delete(&old.cid()).await;
+            }
+            // A newer store holds the name: nothing will read this object,
+            // and the answer (`Superseded`) tells the sender.
+            Put::Superseded => {
+                if !self.catalog.references(&cid) {
+                    let _ = self.store.delete(&cid).await;
+                }
+                return Err(SUPERSEDED.into());
+            }
+            _ => {}
         }
         debug!(%cid, "replica committed");
         Ok(())
@@ -252,14 +263,17 @@ impl Node {
                 Message::Members(self.member_addrs())
             }
             Message::Commit { transfer, entry } => {
-                let cid = entry.cid();
+                let (cid, name) = (entry.cid(), entry.name_id());
                 match self.commit_replica((peer.node_id(), transfer), entry).await {
                     Ok(()) => Message::Committed,
                     Err(why) => {
                         if self.catalog.is_deleted(&cid) {
                             self.tell_deleted(peer, cid);
                         }
-                        Message::Failed(why)
+                        match self.catalog.get(&name) {
+                            Some(newer) if why == SUPERSEDED => Message::Superseded(newer),
+                            _ => Message::Failed(why),
+                        }
                     }
                 }
             }
@@ -410,36 +424,87 @@ impl Node {
     }
 }
 
-/// Removes the objects no catalog entry names. A crash leaves them between
-/// an object's commit and its entry, or in a replacement cut off before the
-/// old version went: nothing can read them, and nothing else would remove
-/// them (tests/crash.rs counts them). Problems are logged, not fatal: an
-/// object left behind costs space, not correctness. Skipped while the
-/// catalog holds damaged records.
+/// Orphans are removed at start only while they number at most this many,
+/// or at most a tenth of the store: a crash leaves one per store in flight,
+/// while a catalog restored from an old backup would leave many.
+const MAX_ORPHANS_REMOVED: usize = 64;
+
+/// Removes, at start, objects that nothing will ever read:
+///
+/// - objects of deleted files (a delete cut off between its tombstone and
+///   the object's removal), always: a tombstone is the delete's commit;
+/// - orphans, objects no catalog entry names (a crash between an object's
+///   commit and its entry, or a replacement cut off before the old version
+///   went), unless the catalog may be missing records: records that failed
+///   to load (an orphan may be a file's last copy, whose record someone
+///   can still recover), a catalog with no history at all beside a store
+///   full of objects (a lost or unrestored catalog), or more orphans than a
+///   crash leaves ([`MAX_ORPHANS_REMOVED`]). Then they are kept, with a
+///   warning.
+///
+/// Problems are logged, not fatal: an object left behind costs space, not
+/// correctness (tests/crash.rs counts what is removed).
 async fn collect_orphans(store: &ObjectStore, catalog: &Catalog) {
     use futures::StreamExt;
-    if let Some(dir) = catalog.damaged() {
-        // A damaged record's object looks orphaned, and may be a file's
-        // last copy: keep everything until someone has looked.
-        warn!(damaged = %dir.display(), "damaged catalog records: keeping objects no entry names");
-        return;
-    }
     let named: std::collections::HashSet<Cid> = catalog.entries().iter().map(|e| e.cid()).collect();
+    let (mut total, mut orphans, mut deleted) = (0usize, Vec::new(), 0usize);
     let mut objects = store.list();
-    let (mut removed, mut failed) = (0usize, 0usize);
     while let Some(cid) = objects.next().await {
         let cid = match cid {
             Ok(cid) => cid,
             Err(e) => {
                 warn!(error = %e, "listing objects for orphans stopped");
-                break;
+                return;
             }
         };
+        total += 1;
         if named.contains(&cid) {
             continue;
         }
+        if catalog.is_deleted(&cid) {
+            match store.delete(&cid).await {
+                Ok(true) => deleted += 1,
+                Ok(false) => {}
+                Err(e) => warn!(%cid, error = %e, "could not remove a deleted object"),
+            }
+        } else {
+            orphans.push(cid);
+        }
+    }
+    if deleted > 0 {
+        info!(
+            removed = deleted,
+            "removed objects of deleted files (a delete cut off by a crash)"
+        );
+    }
+    if orphans.is_empty() {
+        return;
+    }
+    let kept = orphans.len();
+    if let Some(dir) = catalog.damaged() {
+        warn!(kept, damaged = %dir.display(), "catalog records failed to load: keeping objects no entry names until they are dealt with");
+        return;
+    }
+    if catalog.len() == 0 && catalog.tombstones().is_empty() {
+        warn!(
+            kept,
+            "the catalog is empty but the store is not (a catalog lost or not restored?): keeping objects no entry names"
+        );
+        return;
+    }
+    if kept > MAX_ORPHANS_REMOVED && kept > total / 10 {
+        warn!(
+            kept,
+            objects = total,
+            "more objects no entry names than a crash leaves (a catalog restored from an old backup?): keeping them"
+        );
+        return;
+    }
+    let (mut removed, mut failed) = (0usize, 0usize);
+    for cid in orphans {
         match store.delete(&cid).await {
-            Ok(_) => removed += 1,
+            Ok(true) => removed += 1,
+            Ok(false) => {}
             Err(e) => {
                 failed += 1;
                 debug!(%cid, error = %e, "could not remove an orphan object");

@@ -533,3 +533,60 @@ async fn a_lying_flooding_member_is_passed_over() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Sends `bytes` as replica `transfer` and asks the node to commit `entry`.
+async fn replicate(r: &Rogue, transfer: u64, bytes: &[u8], entry: CatalogEntry) -> Message {
+    let mut stream = r
+        .peer
+        .open_stream(Message::Replicate { transfer })
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream.shutdown().await.unwrap();
+    ask(r, Message::Commit { transfer, entry }).await
+}
+
+#[tokio::test]
+async fn an_older_store_of_a_name_is_answered_with_the_newer_entry_and_not_kept() {
+    let r = rogue().await;
+    let (older_bytes, newer_bytes) = ([4u8; 40], [5u8; 40]);
+    let mut older = entry_for(&older_bytes);
+    let mut newer = entry_for(&newer_bytes);
+    newer.created_ms = 2_000_000;
+    older.created_ms = 1_000_000;
+
+    assert!(matches!(
+        replicate(&r, 1, &newer_bytes, newer.clone()).await,
+        Message::Committed
+    ));
+    // The older store arrives second: the node keeps the newer entry, drops
+    // the older object, and says which entry holds the name.
+    let answer = replicate(&r, 2, &older_bytes, older.clone()).await;
+    match answer {
+        Message::Superseded(e) => assert_eq!(e.cid(), newer.cid()),
+        other => panic!("expected Superseded, got {other:?}"),
+    }
+    assert_eq!(r.server.stats().objects, 1);
+    assert_eq!(r.server.stats().files, 1);
+    assert!(r.server.node().store.has(&newer.cid()).await.unwrap());
+    assert!(!r.server.node().store.has(&older.cid()).await.unwrap());
+
+    // Stores of the same millisecond: the larger cid wins, whichever order.
+    older.created_ms = newer.created_ms;
+    let answer = replicate(&r, 3, &older_bytes, older.clone()).await;
+    let (winner, loser) = if older.cid().as_bytes() > newer.cid().as_bytes() {
+        (&older, &newer)
+    } else {
+        (&newer, &older)
+    };
+    if winner.cid() == older.cid() {
+        assert!(matches!(answer, Message::Committed), "{answer:?}");
+    } else {
+        assert!(matches!(answer, Message::Superseded(_)), "{answer:?}");
+    }
+    assert_eq!(
+        r.server.node().catalog.get(&name_id("x")).unwrap().cid(),
+        winner.cid()
+    );
+    assert!(!r.server.node().store.has(&loser.cid()).await.unwrap());
+}

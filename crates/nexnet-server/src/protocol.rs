@@ -60,4 +60,8 @@ pub(crate) enum Message {
     Tombstones(Vec<([u8; 20], Tombstone)>),
     /// Message: the copy you sent me of this object failed verification.
     Corrupt { cid: [u8; 20] },
+    /// Response to `Commit`: a newer store holds the entry's name (this
+    /// entry), so the object was not kept. Last, so that the variants
+    /// before it keep their wire numbers.
+    Superseded(CatalogEntry),
 }

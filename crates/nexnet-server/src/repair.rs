@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     CatalogEntry, Result,
+    catalog::Put,
     node::{Node, is_corruption},
     placement,
     protocol::Message,
@@ -34,8 +35,6 @@ pub struct RepairReport {
     pub fetched: usize,
     /// Replicas sent to holders that lacked them (and committed).
     pub pushed: usize,
-    /// Copies of deleted objects removed (their delete was cut off).
-    pub removed: usize,
     /// Problems met (a holder unreachable, a fetch that failed).
     pub problems: usize,
 }
@@ -57,9 +56,7 @@ pub(crate) async fn run(node: Arc<Node>) {
         let report = pass(&node, verify)
             .instrument(info_span!("repair", verify))
             .await;
-        if report.quarantined + report.fetched + report.pushed + report.removed + report.problems
-            > 0
-        {
+        if report.quarantined + report.fetched + report.pushed + report.problems > 0 {
             info!(?report, "repair pass");
         }
     }
@@ -76,26 +73,6 @@ pub(crate) async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
         if let Err(e) = repair_one(node, &entry, verify, &mut report).await {
             report.problems += 1;
             debug!(cid = %entry.cid(), error = %e, "repair of an object failed");
-        }
-    }
-    // A delete writes its tombstone, then removes the object: a crash in
-    // between leaves a deleted object on disk for good, since nothing
-    // names it any more (tests/crash.rs counts them). Nothing may keep or
-    // bring back a tombstoned object, so removing it here is always right.
-    for (cid, _) in node.catalog.tombstones() {
-        if node.shutdown.is_cancelled() {
-            break;
-        }
-        match node.store.delete(&cid).await {
-            Ok(true) => {
-                info!(%cid, "removed a deleted object left by an interrupted delete");
-                report.removed += 1;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                report.problems += 1;
-                debug!(%cid, error = %e, "could not remove a deleted object");
-            }
         }
     }
     report
@@ -167,11 +144,19 @@ async fn repair_one(
     let mut fanout =
         Fanout::open(lacking, || node.next_transfer(), node.config.stall_timeout).await;
     node.send_object(&cid, &mut fanout).await?;
-    let (committed, failed) = fanout.commit(entry, node.config.stall_timeout).await;
+    let (committed, failed, newer) = fanout.commit(entry, node.config.stall_timeout).await;
     report.pushed += committed.len();
     report.problems += failed.len();
     for (n, why) in failed {
         debug!(%cid, to = ?n, %why, "repair could not place a replica");
+    }
+    // A holder has a newer store of the name: this entry is stale here.
+    // Taking the newer one replaces it, and its object goes everywhere, so
+    // the next pass does not push it again.
+    if let Some(newer) = newer
+        && let Put::Replaced(old) = node.catalog.put(newer).await?
+    {
+        node.replace_old(old).await;
     }
     Ok(())
 }

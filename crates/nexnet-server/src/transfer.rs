@@ -125,12 +125,13 @@ impl Fanout {
     }
 
     /// Ends every stream and asks each receiver to commit `entry`'s object.
-    /// Returns who committed, and who failed and why.
+    /// Returns who committed, who failed and why, and the newest entry for
+    /// the name that a receiver answered with instead (a newer store).
     pub(crate) async fn commit(
         self,
         entry: &CatalogEntry,
         wait: Duration,
-    ) -> (Vec<NodeId>, Vec<Failure>) {
+    ) -> (Vec<NodeId>, Vec<Failure>, Option<CatalogEntry>) {
         let Self {
             targets,
             mut failures,
@@ -141,27 +142,42 @@ impl Fanout {
             t.stream
                 .shutdown()
                 .await
-                .map_err(|e| (node, format!("ending the stream: {e}")))?;
+                .map_err(|e| (node, format!("ending the stream: {e}"), None))?;
             let commit = Message::Commit {
                 transfer: t.transfer,
                 entry: entry.clone(),
             };
             match t.peer.request(commit, wait).await {
                 Ok(Message::Committed) => Ok(node),
-                Ok(Message::Failed(why)) => Err((node, why)),
-                Ok(other) => Err((node, format!("unexpected answer {other:?}"))),
-                Err(e) => Err((node, e.to_string())),
+                Ok(Message::Failed(why)) => Err((node, why, None)),
+                Ok(Message::Superseded(newer))
+                    if newer.name_id() == entry.name_id()
+                        && newer.check().is_ok()
+                        && newer.is_newer_than(entry) =>
+                {
+                    let why = "superseded by a newer store of this name".to_string();
+                    Err((node, why, Some(newer)))
+                }
+                Ok(other) => Err((node, format!("unexpected answer {other:?}"), None)),
+                Err(e) => Err((node, e.to_string(), None)),
             }
         }))
         .await;
-        let mut committed = Vec::new();
+        let (mut committed, mut newest) = (Vec::new(), None::<CatalogEntry>);
         for r in results {
             match r {
                 Ok(node) => committed.push(node),
-                Err(f) => failures.push(f),
+                Err((node, why, newer)) => {
+                    failures.push((node, why));
+                    if let Some(n) = newer
+                        && newest.as_ref().is_none_or(|m| n.is_newer_than(m))
+                    {
+                        newest = Some(n);
+                    }
+                }
             }
         }
-        (committed, failures)
+        (committed, failures, newest)
     }
 }
 

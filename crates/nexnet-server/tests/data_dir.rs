@@ -264,3 +264,122 @@ async fn a_data_directory_keeps_the_object_layout_it_was_created_with() {
     assert_eq!(text, "eight levels");
     node.shutdown().await;
 }
+
+/// Every object file under a store directory, by path.
+fn object_paths(store: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![store.join("objects")];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_start_keeps_orphans_when_the_catalog_may_be_missing_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let entries = dir.path().join("catalog/entries");
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    for i in 0..70 {
+        node.store(&format!("f{i}"), format!("file {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // A delete cut off after its tombstone: the object is back on disk.
+    node.store("gone", &b"deleted"[..]).await.unwrap();
+    let before_delete = object_paths(&store);
+    node.delete("gone").await.unwrap();
+    let after_delete = object_paths(&store);
+    let deleted: Vec<_> = before_delete
+        .iter()
+        .filter(|p| !after_delete.contains(p))
+        .collect();
+    assert_eq!(deleted.len(), 1);
+    node.shutdown().await;
+    drop(node);
+    let saved = dir.path().join("saved-object");
+    fs::copy(&after_delete[0], &saved).unwrap();
+    fs::create_dir_all(deleted[0].parent().unwrap()).unwrap();
+    fs::copy(&saved, deleted[0]).unwrap();
+    assert_eq!(object_paths(&store).len(), 71);
+
+    // A damaged record: orphans are kept, but the deleted object goes.
+    let damaged = entries.join("00112233445566778899aabbccddeeff");
+    fs::write(&damaged, b"\xff damaged").unwrap();
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    node.shutdown().await;
+    drop(node);
+    assert_eq!(object_paths(&store).len(), 70, "the deleted object stays");
+    assert!(!deleted[0].exists());
+    fs::remove_dir_all(dir.path().join("catalog/damaged")).unwrap();
+
+    // 66 of 70 records gone (a catalog restored from an old backup): more
+    // orphans than a crash leaves, so they are kept.
+    let mut records: Vec<_> = fs::read_dir(&entries)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    records.sort();
+    let lost = dir.path().join("lost-records");
+    fs::create_dir_all(&lost).unwrap();
+    for r in &records[..66] {
+        fs::rename(r, lost.join(r.file_name().unwrap())).unwrap();
+    }
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    assert_eq!(node.list().await.unwrap().len(), 4);
+    node.shutdown().await;
+    drop(node);
+    assert_eq!(
+        object_paths(&store).len(),
+        70,
+        "orphans of lost records were removed"
+    );
+
+    // No catalog at all beside a full store: everything is kept.
+    fs::remove_dir_all(dir.path().join("catalog")).unwrap();
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    assert!(node.list().await.unwrap().is_empty());
+    node.shutdown().await;
+    drop(node);
+    assert_eq!(
+        object_paths(&store).len(),
+        70,
+        "a lost catalog cost the store"
+    );
+
+    // The records come back: every file reads again.
+    fs::remove_dir_all(dir.path().join("catalog")).unwrap();
+    fs::create_dir_all(&entries).unwrap();
+    for r in &records {
+        let name = r.file_name().unwrap();
+        let from = if lost.join(name).exists() {
+            lost.join(name)
+        } else {
+            continue;
+        };
+        fs::rename(from, r).unwrap();
+    }
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let listed = node.list().await.unwrap();
+    assert_eq!(listed.len(), 66);
+    for file in listed {
+        let name = file.name.unwrap();
+        let mut text = String::new();
+        node.get(&name)
+            .await
+            .unwrap()
+            .read_to_string(&mut text)
+            .await
+            .unwrap();
+        assert_eq!(text, format!("file {}", &name[1..]));
+    }
+    node.shutdown().await;
+}
