@@ -40,7 +40,7 @@
 //! - glibc's malloc serves allocations of 128 KiB and more with `mmap`,
 //!   until the first one is freed: then it raises that threshold and keeps
 //!   such buffers in its heap, so after a burst of concurrent requests
-//!   (each GET holds several 256 KiB buffers) `VmRSS` shows the burst's
+//!   (each GET of a larger file holds 256 KiB buffers) `VmRSS` shows the burst's
 //!   peak, which varies by ±40 MiB from round to round, not what the node
 //!   holds. The node therefore runs with
 //!   `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072` (the default
