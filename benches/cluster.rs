@@ -43,12 +43,12 @@
 //! earlier ones).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+mod common;
 
-use nexnet::server::{FileServer, ServerConfig, ServerError};
+use std::time::Instant;
+
+use common::{env_flag, memory_kib, mesh};
+use nexnet::server::{FileServer, ServerError};
 use nexnet_testkit::{Pattern, digest_async_reader, pattern_digest};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -96,26 +96,6 @@ impl Row {
     }
 }
 
-/// `VmHWM` and `VmRSS` of this process, in KiB.
-fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-fn env_flag(name: &str, default: bool) -> bool {
-    match std::env::var(name) {
-        Ok(v) => !matches!(v.trim(), "0" | "false" | "no" | "off"),
-        Err(_) => default,
-    }
-}
-
 fn sizes_mib() -> Vec<u64> {
     match std::env::var("NEXNET_BENCH_SIZES") {
         Ok(v) => v
@@ -128,30 +108,6 @@ fn sizes_mib() -> Vec<u64> {
             .collect(),
         Err(_) => vec![64, 1024],
     }
-}
-
-async fn mesh(dir: &Path, fsync: bool) -> Vec<FileServer> {
-    let key = dir.join("shared.key");
-    let secret = dir.join("network.secret");
-    let mut nodes: Vec<FileServer> = Vec::new();
-    for i in 1..=3 {
-        let mut config = ServerConfig::new(dir.join(format!("node{i}")))
-            .key_file(&key)
-            .secret_file(&secret)
-            .fsync(fsync);
-        if let Some(first) = nodes.first() {
-            config = config.bootstrap(first.local_addr());
-        }
-        nodes.push(FileServer::open(config).await.unwrap());
-    }
-    for (i, node) in nodes.iter().enumerate() {
-        assert!(
-            node.wait_for_peers(2, Duration::from_secs(10)).await,
-            "node {} did not see its 2 peers",
-            i + 1
-        );
-    }
-    nodes
 }
 
 /// Reads `reader` to the end into one reused buffer; returns the bytes.

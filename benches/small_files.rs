@@ -36,8 +36,9 @@
 //! process's high-water mark (three nodes and the clients).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{
-    path::Path,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -45,7 +46,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nexnet::server::{FileServer, ServerConfig};
+use common::{env_flag, memory_kib, mesh};
+use nexnet::server::FileServer;
 use nexnet_testkit::Pattern;
 use tokio::io::AsyncReadExt;
 
@@ -89,13 +91,6 @@ impl Row {
     }
 }
 
-fn env_flag(name: &str, default: bool) -> bool {
-    match std::env::var(name) {
-        Ok(v) => !matches!(v.trim(), "0" | "false" | "no" | "off"),
-        Err(_) => default,
-    }
-}
-
 fn env_number(name: &str, default: usize) -> usize {
     match std::env::var(name) {
         Ok(v) => v
@@ -118,40 +113,6 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
             .collect(),
         Err(_) => default.to_vec(),
     }
-}
-
-/// `VmHWM` of this process, in KiB.
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-async fn mesh(dir: &Path, fsync: bool) -> Vec<FileServer> {
-    let key = dir.join("shared.key");
-    let secret = dir.join("network.secret");
-    let mut nodes: Vec<FileServer> = Vec::new();
-    for i in 1..=3 {
-        let mut config = ServerConfig::new(dir.join(format!("node{i}")))
-            .key_file(&key)
-            .secret_file(&secret)
-            .fsync(fsync);
-        if let Some(first) = nodes.first() {
-            config = config.bootstrap(first.local_addr());
-        }
-        nodes.push(FileServer::open(config).await.unwrap());
-    }
-    for (i, node) in nodes.iter().enumerate() {
-        assert!(
-            node.wait_for_peers(2, Duration::from_secs(10)).await,
-            "node {} did not see its 2 peers",
-            i + 1
-        );
-    }
-    nodes
 }
 
 /// The files of one concurrency level: names and seeds.
@@ -292,7 +253,7 @@ fn main() {
     let (mut rows, peaks) = rt.block_on(async {
         let nodes = mesh(dir.path(), fsync).await;
         let mut rows = Vec::new();
-        let mut peaks = vec![("mesh up", peak_rss_kib())];
+        let mut peaks = vec![("mesh up", memory_kib().0)];
         for &clients in &levels {
             let files = Files {
                 prefix: format!("small/c{clients}"),
@@ -300,7 +261,7 @@ fn main() {
                 size,
             };
             rows.extend(one_level(&nodes, &files, clients).await);
-            peaks.push(("", peak_rss_kib()));
+            peaks.push(("", memory_kib().0));
         }
         for node in &nodes {
             node.shutdown().await;

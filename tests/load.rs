@@ -611,6 +611,7 @@ enum Wire {
     Deleted { had: bool },
     Tombstones(Vec<([u8; 20], Tombstone)>),
     Corrupt { cid: [u8; 20] },
+    Superseded(CatalogEntry),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

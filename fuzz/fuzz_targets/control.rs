@@ -48,6 +48,7 @@ enum Message {
     Deleted { had: bool },
     Tombstones(Vec<([u8; 20], Tombstone)>),
     Corrupt { cid: [u8; 20] },
+    Superseded(CatalogEntry),
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -115,19 +115,7 @@ async fn objects_no_entry_names_are_removed_at_start_unless_records_are_damaged(
 
 /// Object files under a store directory.
 fn object_files(store: &std::path::Path) -> usize {
-    let mut n = 0;
-    let mut todo = vec![store.join("objects")];
-    while let Some(d) = todo.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                todo.push(e.path());
-            } else {
-                n += 1;
-            }
-        }
-    }
-    n
+    object_paths(store).len()
 }
 
 #[tokio::test]
