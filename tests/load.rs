@@ -158,15 +158,7 @@ fn start_node(data: &Path, env: &[(&str, &str)]) -> Node {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
     let soft = hard.map_or(LOW_SOFT_LIMIT, |h| h.min(LOW_SOFT_LIMIT));
     let mut cmd = Command::new("sh");
-    for var in [
-        "NEXNET_API",
-        "NEXNET_API_TOKEN",
-        "RUST_BACKTRACE",
-        "RUST_LIB_BACKTRACE",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
+    clean_env(&mut cmd);
     let tunables =
         std::env::var("NEXNET_LOAD_GLIBC_TUNABLES").unwrap_or_else(|_| GLIBC_TUNABLES.into());
     cmd.env("GLIBC_TUNABLES", tunables);

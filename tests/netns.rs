@@ -230,15 +230,7 @@ impl Drop for Net {
 fn in_ns(ns: &str, program: &str) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns, program]);
-    for var in [
-        "NEXNET_API",
-        "NEXNET_API_TOKEN",
-        "RUST_BACKTRACE",
-        "RUST_LIB_BACKTRACE",
-        "RUST_LOG",
-    ] {
-        c.env_remove(var);
-    }
+    clean_env(&mut c);
     c.stdin(Stdio::null());
     c
 }

@@ -32,11 +32,10 @@ pub const POLL: Duration = Duration::from_millis(25);
 // Running the binary
 // ---------------------------------------------------------------------------
 
-/// `nexnet` with a clean environment: no API address or token inherited from
-/// the developer's shell, and no backtrace setting (so a panic would show its
-/// `RUST_BACKTRACE` note, which the tests look for).
-pub fn nexnet() -> Command {
-    let mut c = Command::new(BIN);
+/// Removes what a command must not inherit from the developer's shell: an
+/// API address or token, and any backtrace or log setting (so a panic would
+/// show its `RUST_BACKTRACE` note, which the tests look for).
+pub fn clean_env(c: &mut Command) -> &mut Command {
     for var in [
         "NEXNET_API",
         "NEXNET_API_TOKEN",
@@ -46,6 +45,13 @@ pub fn nexnet() -> Command {
     ] {
         c.env_remove(var);
     }
+    c
+}
+
+/// `nexnet` with a clean environment (see [`clean_env`]).
+pub fn nexnet() -> Command {
+    let mut c = Command::new(BIN);
+    clean_env(&mut c);
     c.stdin(Stdio::null());
     c
 }
