@@ -215,9 +215,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let (rows, memory, baseline) = rt.block_on(async {
-        let nodes = mesh(dir.path(), fsync).await;
+        let nodes = mesh(fsync).await;
         let baseline = memory_kib();
         let mut rows = Vec::new();
         let mut memory = Vec::new();
@@ -225,13 +224,10 @@ fn main() {
             rows.extend(one_size(&nodes, mib).await);
             memory.push((mib, memory_kib()));
         }
-        for node in &nodes {
-            node.shutdown().await;
-        }
+        nodes.shutdown().await;
         (rows, memory, baseline)
     });
     drop(rt);
-    dir.close().unwrap();
 
     println!();
     println!(

@@ -249,9 +249,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let (mut rows, peaks) = rt.block_on(async {
-        let nodes = mesh(dir.path(), fsync).await;
+        let nodes = mesh(fsync).await;
         let mut rows = Vec::new();
         let mut peaks = vec![("mesh up", memory_kib().0)];
         for &clients in &levels {
@@ -263,13 +262,10 @@ fn main() {
             rows.extend(one_level(&nodes, &files, clients).await);
             peaks.push(("", memory_kib().0));
         }
-        for node in &nodes {
-            node.shutdown().await;
-        }
+        nodes.shutdown().await;
         (rows, peaks)
     });
     drop(rt);
-    dir.close().unwrap();
 
     println!();
     println!(

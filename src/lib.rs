@@ -5,3 +5,5 @@ pub use nexnet_crypto as crypto;
 pub use nexnet_p2p as p2p;
 pub use nexnet_server as server;
 pub use nexnet_store as store;
+
+pub mod url_names;

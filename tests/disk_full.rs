@@ -14,10 +14,12 @@
 //!   full node keeps no partial object and keeps serving; the two others
 //!   hold the file.
 //!
-//! Mounting needs root (CI runs as root). Without it the tests fail with an
-//! explanation, unless `NEXNET_SKIP_ROOT_TESTS=1`, which skips them with a
-//! warning. Mounts are undone by a guard, after the node on them is killed,
-//! whether the test passes or not.
+//! Mounting needs root, so the tests are `#[ignore]`d: a plain `cargo test`
+//! lists them as ignored, and `cargo test --test disk_full -- --ignored` (as
+//! root) runs them, as `.ci/run` does (see the README, "Tests that need
+//! root"). Run that way without root, they fail with an explanation. Mounts
+//! are undone by a guard, after the node on them is killed, whether the
+//! test passes or not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -48,30 +50,22 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` on `dir` (created). `None` when root tests
-    /// are explicitly skipped.
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    /// Mounts a tmpfs of `size` on `dir` (created).
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(dir).unwrap();
         let mut cmd = Command::new("mount");
         cmd.args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
             .arg("nexnet-disk-full")
             .arg(dir);
         let out = run_within(cmd, DEADLINE);
-        if out.status.success() {
-            return Some(Tmpfs { dir: dir.into() });
-        }
-        let why = format!(
+        assert!(
+            out.status.success(),
             "cannot mount a {size} tmpfs on {} ({}): this test needs root \
-             (CI runs as root). Set NEXNET_SKIP_ROOT_TESTS=1 to skip it.",
+             (see the README, \"Tests that need root\")",
             dir.display(),
             out.stderr.trim()
         );
-        if std::env::var("NEXNET_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("WARNING: SKIPPED (NEXNET_SKIP_ROOT_TESTS=1): {why}");
-            println!("WARNING: SKIPPED (NEXNET_SKIP_ROOT_TESTS=1): {why}");
-            return None;
-        }
-        panic!("{why}");
+        Tmpfs { dir: dir.into() }
     }
 
     /// Bytes in use on the file system.
@@ -195,13 +189,12 @@ fn assert_nothing_left(
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root (it mounts a tmpfs): see README (Tests that need root)"]
 fn a_full_disk_fails_the_store_cleanly() {
     let (root, data) = node_dir();
     let store = data.join("store");
     // Declared before the node, so dropped after it: killed, then unmounted.
-    let Some(disk) = Tmpfs::mount(&store, DISK) else {
-        return;
-    };
+    let disk = Tmpfs::mount(&store, DISK);
     let node = Node::start(&data, &[]);
 
     let earlier = [("a", 11, MIB), ("b", 12, 5 * MIB + 3), ("c", 13, 65_537)];
@@ -263,6 +256,7 @@ fn a_full_disk_fails_the_store_cleanly() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root (it mounts a tmpfs): see README (Tests that need root)"]
 fn a_replica_with_a_full_disk_misses_the_store() {
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (1..=3)
@@ -272,9 +266,7 @@ fn a_replica_with_a_full_disk_misses_the_store() {
     init(&dirs[1], Some(&dirs[0]));
     init(&dirs[2], Some(&dirs[0]));
     let full_store = dirs[2].join("store");
-    let Some(disk) = Tmpfs::mount(&full_store, DISK) else {
-        return;
-    };
+    let disk = Tmpfs::mount(&full_store, DISK);
     let mut nodes = vec![Node::start(&dirs[0], &[])];
     let bootstrap = nodes[0].peers.to_string();
     for dir in &dirs[1..] {

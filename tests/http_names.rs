@@ -22,7 +22,7 @@ use std::{
 };
 
 use common::*;
-use nexnet::server::url_path_for_name;
+use nexnet::url_names::url_path_for_name;
 use serde_json::Value;
 
 const NAMES: [&str; 9] = [

@@ -1,35 +1,14 @@
-//! What the cluster benches share: a three-node mesh in this process, and
-//! reading their settings and memory.
+//! What the cluster benches share: a three-node mesh in this process (the
+//! testkit's `mesh` fixture), and reading their settings and memory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::Path, time::Duration};
+use nexnet_testkit::mesh::{Mesh, shared_config};
 
-use nexnet::server::{FileServer, ServerConfig};
-
-/// Three `FileServer`s under `dir` on loopback, sharing a key and network
-/// secret, each seeing the other two.
-pub async fn mesh(dir: &Path, fsync: bool) -> Vec<FileServer> {
-    let key = dir.join("shared.key");
-    let secret = dir.join("network.secret");
-    let mut nodes: Vec<FileServer> = Vec::new();
-    for i in 1..=3 {
-        let mut config = ServerConfig::new(dir.join(format!("node{i}")))
-            .key_file(&key)
-            .secret_file(&secret)
-            .fsync(fsync);
-        if let Some(first) = nodes.first() {
-            config = config.bootstrap(first.local_addr());
-        }
-        nodes.push(FileServer::open(config).await.unwrap());
-    }
-    for (i, node) in nodes.iter().enumerate() {
-        assert!(
-            node.wait_for_peers(2, Duration::from_secs(10)).await,
-            "node {} did not see its 2 peers",
-            i + 1
-        );
-    }
-    nodes
+/// Three `FileServer`s on loopback in a temp directory (`TMPDIR`), sharing
+/// a key and network secret, each seeing the other two; the defaults (R =
+/// 3, periodic repair) but for `fsync`.
+pub async fn mesh(fsync: bool) -> Mesh {
+    Mesh::start_with(3, |root, i| shared_config(root, i).fsync(fsync)).await
 }
 
 /// `VmHWM` and `VmRSS` of this process, in KiB.

@@ -12,11 +12,11 @@
 use std::{fs, io, path::Path};
 
 use bytes::{Bytes, BytesMut};
+use nexnet::url_names::url_path_for_name;
 use nexnet_codec::{
     Control, Frame, Handshake, Hello, MAX_DATA_PAYLOAD, Proof, ResetCode, StreamId, encode_message,
 };
 use nexnet_crypto::{DataKey, EncryptReader};
-use nexnet_server::url_path_for_name;
 use serde::Serialize;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {

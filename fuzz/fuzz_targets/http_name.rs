@@ -1,6 +1,6 @@
 //! File names in URLs: `name_from_url_path` (what `nexnet serve` does with
 //! the path after `/v1/files/`) and `url_path_for_name` (what the client
-//! puts there), both from `nexnet-server`'s `names`.
+//! puts there), both from the `nexnet` package's `url_names`.
 //!
 //! Input: arbitrary bytes, read as text (lossily when not UTF-8), used both
 //! as a raw URL path and as a name.
@@ -16,7 +16,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nexnet_server::{MAX_NAME_LEN, ServerError, check_name, name_from_url_path, url_path_for_name};
+use nexnet::url_names::{name_from_url_path, url_path_for_name};
+use nexnet_server::{MAX_NAME_LEN, ServerError, check_name};
 
 /// The decoding rules, spelled out independently: `None` for a malformed
 /// escape, `Some(Err)` for bytes that are not UTF-8.

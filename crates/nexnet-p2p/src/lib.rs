@@ -9,14 +9,15 @@ mod connection;
 mod error;
 mod handshake;
 mod identity;
+mod inbound;
 mod limit;
 mod stream;
 mod transport;
 
 pub use config::TransportConfig;
 pub use connection::{Event, Message, Peer, Responder};
-pub use error::{P2pError, Result};
+pub use error::{CloseReason, P2pError, Result};
 pub use identity::{NetworkSecret, NodeId};
-pub use nexnet_codec::{ResetCode, StreamId};
+pub use nexnet_codec::{CodecError, FrameKind, ResetCode, StreamId};
 pub use stream::{RecvStream, SendStream};
 pub use transport::{Events, TcpTransport, Transport};

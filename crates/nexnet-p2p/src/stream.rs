@@ -10,7 +10,7 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll, Waker, ready},
@@ -18,17 +18,12 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use nexnet_codec::{Frame, MAX_DATA_PAYLOAD, ResetCode, StreamId};
+use parking_lot::Mutex;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::mpsc,
 };
 use tokio_util::sync::{CancellationToken, PollSender};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Guarded sections only move counters and wakers; a panic there leaves
-    // them usable.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What flows from the connection's reader to a [`RecvStream`].
 #[derive(Debug)]
@@ -78,14 +73,14 @@ impl Link {
             credit: u64::from(self.peer_window),
             ..OutState::default()
         }));
-        lock(&self.out_streams).insert(id, state.clone());
+        self.out_streams.lock().insert(id, state.clone());
         state
     }
 
     /// Credit from the peer for one of our streams.
     pub(crate) fn grant(&self, id: StreamId, bytes: u32) {
-        if let Some(state) = lock(&self.out_streams).get(&id) {
-            let mut state = lock(state);
+        if let Some(state) = self.out_streams.lock().get(&id) {
+            let mut state = state.lock();
             state.credit += u64::from(bytes);
             if let Some(w) = state.waker.take() {
                 w.wake();
@@ -95,8 +90,8 @@ impl Link {
 
     /// The peer reset one of our streams.
     pub(crate) fn reset_out(&self, id: StreamId, code: ResetCode) {
-        if let Some(state) = lock(&self.out_streams).remove(&id) {
-            let mut state = lock(&state);
+        if let Some(state) = self.out_streams.lock().remove(&id) {
+            let mut state = state.lock();
             state.reset = Some(code);
             if let Some(w) = state.waker.take() {
                 w.wake();
@@ -106,13 +101,13 @@ impl Link {
 
     /// Wakes every writer so it sees the connection is gone.
     pub(crate) fn close_streams(&self) {
-        for (_, state) in lock(&self.out_streams).drain() {
-            if let Some(w) = lock(&state).waker.take() {
+        for (_, state) in self.out_streams.lock().drain() {
+            if let Some(w) = state.lock().waker.take() {
                 w.wake();
             }
         }
         // Dropping the senders ends every reader with an error.
-        lock(&self.in_streams).clear();
+        self.in_streams.lock().clear();
     }
 }
 
@@ -159,7 +154,7 @@ impl SendStream {
     /// Aborts the stream: the reader gets an error with `code`.
     pub fn reset(mut self, code: ResetCode) {
         self.finished = true;
-        lock(&self.link.out_streams).remove(&self.id);
+        self.link.out_streams.lock().remove(&self.id);
         let _ = self.link.urgent_tx.send(Frame::reset(self.id, code));
     }
 
@@ -167,7 +162,7 @@ impl SendStream {
         if self.link.closed.is_cancelled() {
             return Err(closed_error());
         }
-        if let Some(code) = lock(&self.state).reset {
+        if let Some(code) = self.state.lock().reset {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 format!("stream reset by the peer: {code}"),
@@ -198,7 +193,7 @@ impl SendStream {
         }
         ready!(self.sender.poll_reserve(cx)).map_err(|_| closed_error())?;
         let n = {
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             if state.credit == 0 {
                 // Registered under the lock the granting side takes, so a
                 // credit cannot slip in between the check and the wait.
@@ -260,7 +255,7 @@ impl AsyncWrite for SendStream {
             .send_item(Frame::end(id))
             .map_err(|_| closed_error())?;
         self.finished = true;
-        lock(&self.link.out_streams).remove(&id);
+        self.link.out_streams.lock().remove(&id);
         Poll::Ready(Ok(()))
     }
 }
@@ -268,7 +263,7 @@ impl AsyncWrite for SendStream {
 impl Drop for SendStream {
     fn drop(&mut self) {
         if !self.finished {
-            lock(&self.link.out_streams).remove(&self.id);
+            self.link.out_streams.lock().remove(&self.id);
         }
         if !self.finished && self.announced {
             let _ = self
@@ -319,7 +314,7 @@ impl RecvStream {
     /// Refuses the rest of the stream: the sender's writes fail.
     pub fn reset(mut self, code: ResetCode) {
         self.end = Some(Err(code));
-        lock(&self.link.in_streams).remove(&self.id);
+        self.link.in_streams.lock().remove(&self.id);
         let _ = self.link.urgent_tx.send(Frame::reset(self.id, code));
     }
 
@@ -421,7 +416,7 @@ impl AsyncRead for RecvStream {
 
 impl Drop for RecvStream {
     fn drop(&mut self) {
-        if self.end.is_none() && lock(&self.link.in_streams).remove(&self.id).is_some() {
+        if self.end.is_none() && self.link.in_streams.lock().remove(&self.id).is_some() {
             let _ = self
                 .link
                 .urgent_tx

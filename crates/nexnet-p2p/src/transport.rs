@@ -5,11 +5,12 @@ use std::{
     future::Future,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use futures::Stream;
+use parking_lot::Mutex;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
@@ -21,10 +22,6 @@ use crate::{
     Event, Message, NodeId, P2pError, Peer, Result, TransportConfig, connection,
     handshake::{Role, handshake},
 };
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What a node needs from a network: dial peers, know who is connected, and
 /// shut down. Incoming peers and everything they send arrive as [`Event`]s
@@ -208,7 +205,7 @@ async fn establish<M: Message>(
     let key = inner
         .next_conn
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    lock(&inner.peers).insert(key, peer.clone());
+    inner.peers.lock().insert(key, peer.clone());
     // Connected goes out before the connection runs, so it precedes every
     // event of the peer. A transport that is closing does not wait for an
     // application that no longer takes events.
@@ -219,7 +216,7 @@ async fn establish<M: Message>(
     let inner2 = inner.clone();
     inner.tasks.spawn(async move {
         driver.await;
-        lock(&inner2.peers).remove(&key);
+        inner2.peers.lock().remove(&key);
         drop(permit);
     });
     Ok(peer)
@@ -260,7 +257,9 @@ impl<M: Message> Transport<M> for TcpTransport<M> {
     }
 
     fn peers(&self) -> Vec<Peer<M>> {
-        lock(&self.inner.peers)
+        self.inner
+            .peers
+            .lock()
             .values()
             .filter(|p| !p.is_closed())
             .cloned()

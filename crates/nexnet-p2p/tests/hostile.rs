@@ -13,7 +13,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use nexnet_codec::{
     FRAME_HEADER_LEN, Frame, Handshake, HandshakeCodec, Hello, PROTOCOL_VERSION, Proof, StreamId,
 };
-use nexnet_p2p::{Event, Events, NetworkSecret, NodeId, TcpTransport, Transport, TransportConfig};
+use nexnet_p2p::{
+    CloseReason, CodecError, Event, Events, FrameKind, NetworkSecret, NodeId, TcpTransport,
+    Transport, TransportConfig,
+};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::{
@@ -134,7 +137,7 @@ impl Target {
         .await;
     }
 
-    async fn wait_disconnected(&mut self, id: NodeId) -> String {
+    async fn wait_disconnected(&mut self, id: NodeId) -> CloseReason {
         let reason = self
             .wait_for("Disconnected", |e| match e {
                 Event::Disconnected { peer, reason } if peer == id => Some(reason),
@@ -342,7 +345,10 @@ async fn a_frame_announcing_4_gib_is_dropped() {
     stream.write_all(&bytes).await.unwrap();
     expect_closed(&mut stream).await;
     let reason = target.wait_disconnected(id).await;
-    assert!(reason.contains("exceeds the maximum"), "{reason}");
+    assert!(
+        matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::FrameTooLarge { .. })),
+        "{reason:?}"
+    );
     target.still_serves().await;
     target.close().await;
 }
@@ -358,7 +364,10 @@ async fn a_truncated_frame_then_eof_is_dropped() {
     stream.shutdown().await.unwrap();
     expect_closed(&mut stream).await;
     let reason = target.wait_disconnected(id).await;
-    assert!(reason.contains("middle of a frame"), "{reason}");
+    assert!(
+        matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::Truncated { .. })),
+        "{reason:?}"
+    );
     target.still_serves().await;
     target.close().await;
 }
@@ -375,7 +384,14 @@ async fn data_for_a_stream_never_opened_is_dropped() {
         stream.write_all(&bytes).await.unwrap();
         expect_closed(&mut stream).await;
         let reason = target.wait_disconnected(id).await;
-        assert!(reason.contains("never opened"), "{reason}");
+        assert!(
+            matches!(
+                reason,
+                CloseReason::UnknownStream { stream, kind: FrameKind::Data }
+                    if stream == StreamId(stream_id)
+            ),
+            "{reason:?}"
+        );
         target.still_serves().await;
     }
     target.close().await;
@@ -393,7 +409,10 @@ async fn a_frame_of_unknown_kind_is_dropped() {
     stream.write_all(&bytes).await.unwrap();
     expect_closed(&mut stream).await;
     let reason = target.wait_disconnected(id).await;
-    assert!(reason.contains("unknown frame kind"), "{reason}");
+    assert!(
+        matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::UnknownKind { kind: 99 })),
+        "{reason:?}"
+    );
     target.still_serves().await;
     target.close().await;
 }
@@ -419,8 +438,78 @@ async fn a_peer_silent_after_the_handshake_is_dropped_by_the_watchdog() {
     target.wait_connected(id).await;
     // From here on say nothing, not even a pong, and keep the socket open.
     let reason = target.wait_disconnected(id).await;
-    assert!(reason.contains("no frame"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Silent { silent, interval, misses: 3 }
+                if interval == Duration::from_millis(100) && silent > interval * 3
+        ),
+        "{reason:?}"
+    );
     expect_closed(&mut stream).await;
+    target.still_serves().await;
+    target.close().await;
+}
+
+#[tokio::test]
+async fn a_stream_opened_twice_is_dropped() {
+    let mut target = target().await;
+    let (mut stream, id) = authenticated(&mut target).await;
+    let open = nexnet_codec::encode_message(&Msg::Ping(0)).unwrap();
+    let mut bytes = BytesMut::new();
+    Frame::open(StreamId(1), open.clone()).encode(&mut bytes);
+    Frame::open(StreamId(1), open).encode(&mut bytes);
+    stream.write_all(&bytes).await.unwrap();
+    expect_closed(&mut stream).await;
+    let reason = target.wait_disconnected(id).await;
+    assert!(
+        matches!(
+            reason,
+            CloseReason::OpenedOutOfTurn {
+                stream: StreamId(1),
+                highest: StreamId(1)
+            }
+        ),
+        "{reason:?}"
+    );
+    target.still_serves().await;
+    target.close().await;
+}
+
+#[tokio::test]
+async fn data_past_the_credit_is_dropped() {
+    let mut target = target().await;
+    let (mut stream, id) = authenticated(&mut target).await;
+    let window = TransportConfig::new(
+        NodeId::generate().unwrap(),
+        NetworkSecret::generate().unwrap(),
+    )
+    .stream_window;
+    let mut bytes = BytesMut::new();
+    Frame::open(
+        StreamId(1),
+        nexnet_codec::encode_message(&Msg::Ping(0)).unwrap(),
+    )
+    .encode(&mut bytes);
+    // The whole window in full frames, then one byte more.
+    let full = bytes::Bytes::from(vec![0u8; nexnet_codec::MAX_DATA_PAYLOAD]);
+    let mut sent = 0u64;
+    while sent < u64::from(window) {
+        Frame::data(StreamId(1), full.clone()).encode(&mut bytes);
+        sent += full.len() as u64;
+    }
+    Frame::data(StreamId(1), bytes::Bytes::from_static(b"!")).encode(&mut bytes);
+    stream.write_all(&bytes).await.unwrap();
+    expect_closed(&mut stream).await;
+    let reason = target.wait_disconnected(id).await;
+    assert!(
+        matches!(
+            reason,
+            CloseReason::CreditExceeded { stream: StreamId(1), sent: s, window: w }
+                if s == sent + 1 && w == window
+        ),
+        "{reason:?}"
+    );
     target.still_serves().await;
     target.close().await;
 }

@@ -6,7 +6,8 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use nexnet_p2p::{
-    Event, Events, NetworkSecret, NodeId, P2pError, Peer, TcpTransport, Transport, TransportConfig,
+    CloseReason, Event, Events, NetworkSecret, NodeId, P2pError, Peer, TcpTransport, Transport,
+    TransportConfig,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -130,7 +131,10 @@ async fn two_nodes_handshake_talk_stream_and_close() {
     }
     assert!(matches!(
         to_b.send(Msg::Hello("late".into())).await,
-        Err(P2pError::Disconnected { .. })
+        Err(P2pError::Disconnected {
+            reason: CloseReason::LocalClose,
+            ..
+        })
     ));
     a.close().await;
     b.close().await;

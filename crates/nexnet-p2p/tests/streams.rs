@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use nexnet_p2p::{
-    Event, Events, NetworkSecret, NodeId, Peer, RecvStream, TcpTransport, Transport,
-    TransportConfig,
+    CloseReason, CodecError, Event, Events, NetworkSecret, NodeId, Peer, RecvStream, TcpTransport,
+    Transport, TransportConfig,
 };
 use nexnet_testkit::{Pattern, digest_async_reader, pattern_digest};
 use serde::{Deserialize, Serialize};
@@ -244,7 +244,15 @@ async fn a_mute_listener_times_out_and_a_closed_peer_is_noticed() {
     })
     .await
     .expect("the dead peer is noticed");
-    assert!(!reason.is_empty());
+    // However the peer's end reached us: a clean close, a reset socket, or
+    // a frame cut short.
+    assert!(
+        matches!(
+            &reason,
+            CloseReason::PeerClosed | CloseReason::Read(_) | CloseReason::Write(_)
+        ) || matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::Truncated { .. })),
+        "{reason:?}"
+    );
     assert!(to_b.is_closed());
 }
 

@@ -25,6 +25,6 @@ pub use data_dir::{Initialized, KEY_FILE, NODE_ID_FILE, SECRET_FILE, init_data_d
 pub use error::{Result, ServerError};
 pub use files::{DeleteReport, FileInfo, FileReader, Receipt};
 pub use membership::MemberInfo;
-pub use names::{MAX_NAME_LEN, check_name, name_from_url_path, url_path_for_name};
+pub use names::{MAX_NAME_LEN, check_name};
 pub use repair::RepairReport;
 pub use server::{FileServer, Stats};

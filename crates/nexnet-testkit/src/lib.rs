@@ -3,6 +3,10 @@
 //! Every data-path test iterates over [`INTERESTING_SIZES`], and draws its
 //! bytes from [`Pattern`]: deterministic, position-dependent data that is
 //! generated as it is read, so tests over many MiB hold no whole file.
+//!
+//! With the cargo feature `mesh`, [`mesh`] starts in-process meshes of
+//! `nexnet_server::FileServer` nodes on loopback and checks what they store:
+//! the fixture of `nexnet-server`'s tests and of the cluster benches.
 
 use std::{
     io::{self, Read},
@@ -11,6 +15,9 @@ use std::{
 };
 
 use tokio::io::{AsyncRead, ReadBuf};
+
+#[cfg(feature = "mesh")]
+pub mod mesh;
 
 /// 64 KiB: the chunk size of nexnet's data paths.
 pub const CHUNK: usize = 64 * 1024;

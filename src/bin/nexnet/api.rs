@@ -125,7 +125,7 @@ const FILES_PREFIX: &str = "/v1/files/";
 const BODY_CHUNK: usize = 256 * 1024;
 
 /// The file name a `/v1/files/{name}` request names, decoded from the raw
-/// request path by [`nexnet::server::name_from_url_path`] (not by axum's
+/// request path by [`nexnet::url_names::name_from_url_path`] (not by axum's
 /// `Path`, so that the decoding is ours, fuzzed and shared with the
 /// client's encoding). A bad name is a 400 `invalid_name`.
 struct FileName(String);
@@ -141,7 +141,7 @@ impl FromRequestParts<Arc<Api>> for FileName {
             .path()
             .strip_prefix(FILES_PREFIX)
             .unwrap_or_default();
-        nexnet::server::name_from_url_path(raw)
+        nexnet::url_names::name_from_url_path(raw)
             .map(Self)
             .map_err(|e| failed(api, e))
     }

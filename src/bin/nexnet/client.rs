@@ -10,7 +10,7 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Response, StatusCode, Url};
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
@@ -147,15 +147,15 @@ impl Api {
     }
 
     /// The URL of file `name`: `/v1/files/` and the name percent-encoded by
-    /// [`nexnet::server::url_path_for_name`], slashes included, which the
-    /// node decodes with `name_from_url_path`.
+    /// [`nexnet::url_names::url_path_for_name`], slashes included, which the
+    /// node decodes with `nexnet::url_names::name_from_url_path`.
     fn file_url(&self, name: &str) -> Url {
         let mut url = self.base.clone();
         // Only unreserved characters and escapes: `set_path` keeps them as
         // they are (the name is checked, so never `.` or `..`).
         url.set_path(&format!(
             "/v1/files/{}",
-            nexnet::server::url_path_for_name(name)
+            nexnet::url_names::url_path_for_name(name)
         ));
         url
     }
@@ -410,13 +410,25 @@ pub async fn rm(args: RmArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn ls(args: LsArgs) -> Result<()> {
-    let api = Api::new(&args.api)?;
-    let files: Vec<FileJson> = api.json(&["v1", "files"]).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&files)?);
-        return Ok(());
+/// GETs `segments` from the node. With `json`, prints the answer as one
+/// line of JSON and gives `None`; otherwise gives it, for a table.
+async fn fetch<T: DeserializeOwned + Serialize>(
+    args: &ApiArgs,
+    json: bool,
+    segments: &[&str],
+) -> Result<Option<T>> {
+    let answer: T = Api::new(args)?.json(segments).await?;
+    if json {
+        println!("{}", serde_json::to_string(&answer)?);
+        return Ok(None);
     }
+    Ok(Some(answer))
+}
+
+pub async fn ls(args: LsArgs) -> Result<()> {
+    let Some(files) = fetch::<Vec<FileJson>>(&args.api, args.json, &["v1", "files"]).await? else {
+        return Ok(());
+    };
     println!("{:<40} {:>14}  {:<12}  REPLICAS", "NAME", "SIZE", "CID");
     for f in &files {
         let name = f.name.clone().unwrap_or_else(|| format!("<{}>", f.name_id));
@@ -434,12 +446,9 @@ pub async fn ls(args: LsArgs) -> Result<()> {
 }
 
 pub async fn peers(args: PeersArgs) -> Result<()> {
-    let api = Api::new(&args.api)?;
-    let peers: Vec<PeerJson> = api.json(&["v1", "peers"]).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&peers)?);
+    let Some(peers) = fetch::<Vec<PeerJson>>(&args.api, args.json, &["v1", "peers"]).await? else {
         return Ok(());
-    }
+    };
     println!(
         "{:<64}  {:<22}  {:<12}  LAST SEEN (ms since epoch)",
         "NODE", "ADDRESS", "STATE"
@@ -457,12 +466,9 @@ pub async fn peers(args: PeersArgs) -> Result<()> {
 }
 
 pub async fn status(args: StatusArgs) -> Result<()> {
-    let api = Api::new(&args.api)?;
-    let s: StatusJson = api.json(&["v1", "status"]).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&s)?);
+    let Some(s) = fetch::<StatusJson>(&args.api, args.json, &["v1", "status"]).await? else {
         return Ok(());
-    }
+    };
     println!("node     {}", s.node_id);
     println!(
         "peers    {} ({} connected, {} known)",

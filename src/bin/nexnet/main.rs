@@ -9,6 +9,7 @@ mod client;
 mod init;
 mod range;
 mod serve;
+mod settings;
 mod wire;
 
 use std::process::ExitCode;

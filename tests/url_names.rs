@@ -1,5 +1,5 @@
-//! Property tests of file names in URLs: the fast, always-run counterpart
-//! of the `http_name` fuzz target (`fuzz/`).
+//! Property tests of file names in URLs (`nexnet::url_names`): the fast,
+//! always-run counterpart of the `http_name` fuzz target (`fuzz/`).
 //!
 //! They prove that any valid name, whatever characters it holds (`/`, `%`,
 //! `?`, `#`, spaces, `+`, dots, any Unicode), survives `url_path_for_name`
@@ -11,7 +11,10 @@
 //! `InvalidName`; and that an invalid name is refused however it is sent.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use nexnet_server::{MAX_NAME_LEN, ServerError, check_name, name_from_url_path, url_path_for_name};
+use nexnet::{
+    server::{MAX_NAME_LEN, ServerError, check_name},
+    url_names::{name_from_url_path, url_path_for_name},
+};
 use proptest::prelude::*;
 
 /// The decoding rules: `None` for a malformed escape, `Some(Err)` for bytes

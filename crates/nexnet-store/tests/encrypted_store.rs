@@ -1,13 +1,12 @@
-//! Crypto and store together, as a node uses them: plaintext is encrypted on
-//! its way into the store, and verified and decrypted on its way out.
+//! The store holding encrypted objects, with crypto as a node uses them:
+//! plaintext is encrypted on its way into the store, and verified and
+//! decrypted on its way out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 
-use nexnet::{
-    crypto::{CryptoError, DataKey, DecryptReader, EncryptReader, HEADER_LEN},
-    store::{ObjectStore, StoreError},
-};
+use nexnet_crypto::{CryptoError, DataKey, DecryptReader, EncryptReader, HEADER_LEN};
+use nexnet_store::{ObjectStore, StoreError};
 use nexnet_testkit::{INTERESTING_SIZES, Pattern, digest_async_reader, pattern_digest};
 use tokio::io::AsyncReadExt;
 
@@ -140,14 +139,14 @@ async fn range_read_from_a_stored_object() {
 /// back verified and decrypts to the right bytes.
 #[tokio::test]
 async fn bad_input_never_damages_what_is_stored() {
-    use nexnet::store::{Cid, StoreConfig};
+    use nexnet_store::{Cid, StoreConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = ObjectStore::open_with(
         &root,
         StoreConfig::default().max_object_len(2 << 20),
-        nexnet::store::CasPath::default(),
+        nexnet_store::CasPath::default(),
     )
     .await
     .unwrap();

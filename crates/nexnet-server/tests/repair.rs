@@ -1,25 +1,27 @@
-//! Bit rot: objects damaged on one node's disk are found and replaced from
-//! the other holders.
+//! Repair: damaged or missing copies are found and replaced from the other
+//! holders, and the bad ones kept aside in quarantine.
 //!
-//! Three in-process `FileServer`s (R = 3, so every node holds every object)
-//! store 400 small files (0 bytes to 192 KiB) and two multi-MiB ones. Then,
-//! on one node, damage is done straight to the object files, one kind per
-//! object in turn: a byte flipped in the middle, the file cut in half, a
-//! byte flipped in the 32-byte header, the file zeroed (same length), the
-//! file deleted.
-//!
-//! - A `get` on the damaged node still returns every damaged file intact:
-//!   it verifies the local copy, moves a bad one to quarantine and fetches
-//!   a good one from a peer.
-//! - 1% of the objects (rounded up), other ones, are damaged the same way
-//!   and a repair pass runs on that node: its report counts exactly the
-//!   damage (every object checked, the damaged files quarantined, every
-//!   damaged or missing object fetched, nothing pushed, no problem), every
-//!   object on the node hashes to its cid again, every file reads back
-//!   intact, and nothing else was touched: the other objects on the node
-//!   and every object on the other nodes are the same files as before
-//!   (inode, length, mtime), and only the damaged copies are in quarantine.
-//!   A second pass finds nothing to do.
+//! - A tampered local copy is quarantined and replaced on `get`; a tampered
+//!   peer copy is refused by the reader, reported, and quarantined on that
+//!   peer; a repair pass quarantines and refetches a tampered copy.
+//! - Bit rot (`repair_finds_and_replaces_every_rotten_object`): three nodes
+//!   (R = 3, so every node holds every object) store 400 small files (0
+//!   bytes to 192 KiB) and two multi-MiB ones. Then, on one node, damage is
+//!   done straight to the object files, one kind per object in turn: a
+//!   byte flipped in the middle, the file cut in half, a byte flipped in
+//!   the 32-byte header, the file zeroed (same length), the file deleted.
+//!   - A `get` on the damaged node still returns every damaged file intact:
+//!     it verifies the local copy, moves a bad one to quarantine and
+//!     fetches a good one from a peer.
+//!   - 1% of the objects (rounded up), other ones, are damaged the same way
+//!     and a repair pass runs on that node: its report counts exactly the
+//!     damage (every object checked, the damaged files quarantined, every
+//!     damaged or missing object fetched, nothing pushed, no problem), every
+//!     object on the node hashes to its cid again, every file reads back
+//!     intact, and nothing else was touched: the other objects on the node
+//!     and every object on the other nodes are the same files as before
+//!     (inode, length, mtime), and only the damaged copies are in
+//!     quarantine. A second pass finds nothing to do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -27,77 +29,126 @@ use std::{
     fs,
     io::{Read, Seek, SeekFrom, Write},
     os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
-    time::Duration,
+    path::Path,
 };
 
 use futures::StreamExt;
-use nexnet::{
-    server::{FileServer, ServerConfig},
-    store::{Cid, CidHasher},
+use nexnet_server::{FileServer, placement};
+use nexnet_store::{Cid, CidHasher};
+use nexnet_testkit::{
+    Pattern,
+    mesh::{
+        Mesh, assert_reads, eventually, flip_a_byte, object_file, object_path, objects_dir,
+        quarantine_dir, quarantined, store_pattern,
+    },
 };
-use nexnet_testkit::{Pattern, digest_async_reader, pattern_digest};
 
-const DEADLINE: Duration = Duration::from_secs(15);
 const SMALL_FILES: u64 = 400;
 
 // ---------------------------------------------------------------------------
-// The mesh (as in tests/cluster.rs)
+// Tampered copies
 // ---------------------------------------------------------------------------
 
-fn node_config(root: &Path, i: usize) -> ServerConfig {
-    ServerConfig::new(root.join(format!("node{i}")))
-        .key_file(root.join("shared.key"))
-        .secret_file(root.join("shared.secret"))
-        .fsync(false)
-        .repair_interval(None)
-        .replication(3)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_local_copy_is_quarantined_and_replaced_on_get() {
+    let nodes = Mesh::start(3, 3).await;
+    let (seed, len) = (2001, 300_000);
+    let receipt = store_pattern(&nodes[0], "tamper/local", seed, len).await;
+    let cid = receipt.cid;
+
+    let good = std::fs::read(object_file(&nodes[0], &cid).unwrap()).unwrap();
+    let victim = &nodes[1];
+    let path = object_file(victim, &cid).expect("node 1 holds a replica");
+    let bad = flip_a_byte(&path);
+    assert_ne!(bad, good);
+
+    assert_reads(victim, "tamper/local", seed, len).await;
+
+    // The damaged file was moved aside, and a good copy is in its place.
+    let aside = quarantined(victim, &cid);
+    assert_eq!(aside.len(), 1, "quarantine holds {aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), bad);
+    assert_eq!(
+        std::fs::read(object_file(victim, &cid).unwrap()).unwrap(),
+        good
+    );
+    assert!(victim.has("tamper/local").await.unwrap());
+    assert_eq!(victim.stats().objects, 1);
+    // The others were not disturbed.
+    for n in [&nodes[0], &nodes[2]] {
+        assert!(quarantined(n, &cid).is_empty());
+    }
+    nodes.shutdown().await;
 }
 
-async fn mesh(root: &Path) -> Vec<FileServer> {
-    let mut nodes: Vec<FileServer> = Vec::new();
-    for i in 0..3 {
-        let mut config = node_config(root, i);
-        if let Some(first) = nodes.first() {
-            config = config.bootstrap(first.local_addr());
-        }
-        nodes.push(FileServer::open(config).await.unwrap());
-    }
-    for n in &nodes {
-        assert!(n.wait_for_peers(2, DEADLINE).await, "{n:?} sees its peers");
-    }
-    nodes
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_peer_copy_is_refused_reported_and_quarantined_there() {
+    let nodes = Mesh::start(3, 3).await;
+    let (seed, len) = (2002, 200_000);
+    let receipt = store_pattern(&nodes[0], "tamper/peer", seed, len).await;
+    let cid = receipt.cid;
+
+    // Damage the copy of the node node 0 asks first, then make node 0 fetch.
+    let mut order = placement::holders(&cid, nodes.ids(), usize::MAX);
+    order.retain(|n| *n != nodes[0].node_id());
+    let bad_node = nodes.node(order[0]);
+    let bad = flip_a_byte(&object_file(bad_node, &cid).unwrap());
+    assert!(nodes[0].evict("tamper/peer").await.unwrap());
+
+    assert_reads(&nodes[0], "tamper/peer", seed, len).await;
+    assert!(nodes[0].has("tamper/peer").await.unwrap());
+
+    // The node with the bad copy was told and moved it aside.
+    eventually("the peer quarantines its bad copy", async || {
+        object_file(bad_node, &cid).is_none() && quarantined(bad_node, &cid).len() == 1
+    })
+    .await;
+    assert_eq!(std::fs::read(&quarantined(bad_node, &cid)[0]).unwrap(), bad);
+
+    // A repair pass there brings a good copy back.
+    let report = bad_node.repair().await;
+    assert_eq!(report.fetched, 1, "{report:?}");
+    assert!(bad_node.has("tamper/peer").await.unwrap());
+    assert_reads(bad_node, "tamper/peer", seed, len).await;
+    nodes.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_quarantines_and_refetches_a_tampered_copy() {
+    let nodes = Mesh::start(3, 3).await;
+    let (seed, len) = (2003, 100_000);
+    let receipt = store_pattern(&nodes[0], "tamper/repair", seed, len).await;
+    let cid = receipt.cid;
+    let bad = flip_a_byte(&object_file(&nodes[2], &cid).unwrap());
+
+    let report = nodes[2].repair().await;
+    assert_eq!(report.checked, 1, "{report:?}");
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    assert_eq!(report.fetched, 1, "{report:?}");
+    assert_eq!(report.problems, 0, "{report:?}");
+    let aside = quarantined(&nodes[2], &cid);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), bad);
+    assert_reads(&nodes[2], "tamper/repair", seed, len).await;
+
+    // A second pass finds nothing to do.
+    let report = nodes[2].repair().await;
+    assert_eq!(
+        (
+            report.quarantined,
+            report.fetched,
+            report.pushed,
+            report.problems
+        ),
+        (0, 0, 0, 0),
+        "{report:?}"
+    );
+    nodes.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------
-// Objects on disk
+// Bit rot
 // ---------------------------------------------------------------------------
-
-fn objects_dir(node: &FileServer) -> PathBuf {
-    node.config().data_dir.join("store/objects")
-}
-
-fn quarantine_dir(node: &FileServer) -> PathBuf {
-    node.config().data_dir.join("store/quarantine")
-}
-
-/// Where the node's store keeps `cid` under `objects`: its hex cut into
-/// 5-character levels, as many as the store's `LAYOUT` (`cas:5xDEPTH`) says,
-/// then the whole hex.
-fn object_path(node: &FileServer, cid: &Cid) -> PathBuf {
-    let layout = fs::read_to_string(node.config().data_dir.join("store/LAYOUT")).unwrap();
-    let depth: usize = layout
-        .trim_end()
-        .strip_prefix("cas:5x")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected layout {layout:?}"));
-    let hex = cid.to_hex();
-    let mut p = objects_dir(node);
-    for level in hex.as_bytes().chunks(5).take(depth) {
-        p.push(std::str::from_utf8(level).unwrap());
-    }
-    p.join(hex)
-}
 
 /// One version of a file: inode, length, mtime.
 type Identity = (u64, u64, i64, i64);
@@ -136,7 +187,7 @@ fn hash_file(path: &Path) -> Cid {
 }
 
 /// The files in a node's quarantine, by the cid they start with.
-fn quarantined(node: &FileServer) -> BTreeSet<String> {
+fn in_quarantine(node: &FileServer) -> BTreeSet<String> {
     fs::read_dir(quarantine_dir(node))
         .unwrap()
         .map(|e| {
@@ -212,15 +263,6 @@ struct Stored {
     cid: Cid,
 }
 
-async fn assert_reads(node: &FileServer, f: &Stored) {
-    let reader = node
-        .get(&f.name)
-        .await
-        .unwrap_or_else(|e| panic!("get {:?}: {e}", f.name));
-    let got = digest_async_reader(reader).await.unwrap();
-    assert_eq!(got, pattern_digest(f.seed, f.len), "{:?} read back", f.name);
-}
-
 /// Damages the objects of `targets` on `node`, one kind after the other;
 /// returns the kinds used.
 fn damage(node: &FileServer, targets: &[&Stored]) -> Vec<Rot> {
@@ -241,8 +283,7 @@ fn damage(node: &FileServer, targets: &[&Stored]) -> Vec<Rot> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_finds_and_replaces_every_rotten_object() {
-    let root = tempfile::tempdir().unwrap();
-    let nodes = mesh(root.path()).await;
+    let nodes = Mesh::start(3, 3).await;
 
     // 400 small files and two multi-MiB ones, stored through every node.
     let mut plan: Vec<(String, u64, u64)> = (0..SMALL_FILES)
@@ -305,7 +346,7 @@ async fn repair_finds_and_replaces_every_rotten_object() {
     first.extend(pick.by_ref().take(KINDS.len() - 1));
     let kinds = damage(victim, &first);
     for f in &first {
-        assert_reads(victim, f).await;
+        assert_reads(victim, &f.name, f.seed, f.len).await;
         assert_eq!(
             hash_file(&object_path(victim, &f.cid)),
             f.cid,
@@ -320,7 +361,7 @@ async fn repair_finds_and_replaces_every_rotten_object() {
         .map(|(f, _)| f.cid.to_hex())
         .collect();
     assert_eq!(
-        quarantined(victim),
+        in_quarantine(victim),
         first_rotten,
         "quarantine after the gets"
     );
@@ -372,7 +413,7 @@ async fn repair_finds_and_replaces_every_rotten_object() {
             .map(|(f, _)| f.cid.to_hex()),
     );
     assert_eq!(
-        quarantined(victim),
+        in_quarantine(victim),
         all_rotten,
         "quarantine after the repair"
     );
@@ -403,12 +444,12 @@ async fn repair_finds_and_replaces_every_rotten_object() {
             continue;
         }
         assert_eq!(snapshot(node), before[i], "objects on node {i} changed");
-        assert!(quarantined(node).is_empty(), "quarantine on node {i}");
+        assert!(in_quarantine(node).is_empty(), "quarantine on node {i}");
     }
 
     // Reads on the repaired node are served from its own (new) copies.
     for f in &files {
-        assert_reads(victim, f).await;
+        assert_reads(victim, &f.name, f.seed, f.len).await;
     }
     assert_eq!(snapshot(victim), after, "a read re-fetched an object");
 
@@ -425,7 +466,5 @@ async fn repair_finds_and_replaces_every_rotten_object() {
         (n, 0, 0, 0, 0),
         "{again:?}"
     );
-    for node in &nodes {
-        node.shutdown().await;
-    }
+    nodes.shutdown().await;
 }
