@@ -55,7 +55,11 @@ impl std::fmt::Debug for CatalogEntry {
 }
 
 impl CatalogEntry {
-    pub(crate) fn new(
+    /// An entry for `name`, stored as object `cid`, created now, its name
+    /// sealed under `key`. Nodes make these; the constructor is public for
+    /// tests and fuzz seeds that speak the protocol.
+    #[doc(hidden)]
+    pub fn new(
         key: &DataKey,
         name: &str,
         name_id: NameId,
@@ -126,7 +130,8 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
-    pub(crate) fn new(name_id: NameId) -> Self {
+    /// A tombstone for an object stored under `name_id`, deleted now.
+    pub fn new(name_id: NameId) -> Self {
         Self {
             name_id: *name_id.as_bytes(),
             deleted_ms: now_ms(),

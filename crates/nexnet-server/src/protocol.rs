@@ -19,7 +19,7 @@ use crate::catalog::{CatalogEntry, Tombstone};
 pub const MAX_LIST: usize = 1024;
 
 /// One node as another knows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberAddr {
     /// Its node id.
     pub node: [u8; 32],
@@ -28,7 +28,7 @@ pub struct MemberAddr {
 }
 
 /// Every payload of the nexnet protocol.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Request: the members I know; the response carries the other's.
     Members(Vec<MemberAddr>),
