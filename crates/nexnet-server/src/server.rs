@@ -36,14 +36,6 @@ pub struct FileServer {
     node: Arc<Node>,
 }
 
-#[cfg(test)]
-impl FileServer {
-    /// The node inside, for tests that look at its store and catalog.
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
-}
-
 impl std::fmt::Debug for FileServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileServer")

@@ -50,9 +50,6 @@ mod requester;
 mod start;
 mod sweep;
 
-#[cfg(test)]
-mod tests;
-
 /// Where a transfer's stream meets the request about it: (sender, transfer id).
 pub(crate) type TransferKey = (NodeId, u64);
 
