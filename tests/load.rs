@@ -67,10 +67,9 @@ use std::{
 use common::*;
 use nexnet::{
     p2p::{Event, Events, NetworkSecret, NodeId, TcpTransport, Transport, TransportConfig},
-    server::{CatalogEntry, Tombstone},
+    server::protocol::{Message as Wire, Refusal},
 };
 use nexnet_testkit::Pattern;
-use serde::{Deserialize, Serialize};
 use tokio::{sync::Barrier, task::JoinSet};
 
 /// API clients connected at once.
@@ -579,39 +578,6 @@ fn a_thousand_api_clients_at_once() {
 // 2. Two hundred peers
 // ---------------------------------------------------------------------------
 
-/// The node's protocol messages, mirrored: `nexnet-server`'s `Message`
-/// (crates/nexnet-server/src/protocol.rs) is private, and postcard needs
-/// only the same variants in the same order with the same fields. If the
-/// node's protocol changes, the peers fail to decode it and are dropped,
-/// which the test reports.
-#[derive(Debug, Serialize, Deserialize)]
-enum Wire {
-    Members(Vec<MemberAddr>),
-    Replicate { transfer: u64 },
-    Commit { transfer: u64, entry: CatalogEntry },
-    Committed,
-    Failed(String),
-    Lookup { name: [u8; 16] },
-    Entry(Option<CatalogEntry>),
-    Fetch { cid: [u8; 20], transfer: u64 },
-    Sending { len: u64 },
-    Missing,
-    Object { transfer: u64 },
-    Has { cid: [u8; 20] },
-    Have(bool),
-    Delete { cid: [u8; 20], tombstone: Tombstone },
-    Deleted { had: bool },
-    Tombstones(Vec<([u8; 20], Tombstone)>),
-    Corrupt { cid: [u8; 20] },
-    Superseded(CatalogEntry),
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct MemberAddr {
-    node: [u8; 32],
-    addr: SocketAddr,
-}
-
 /// What the fake peers were asked, by kind.
 #[derive(Default)]
 struct Asked(Mutex<std::collections::BTreeMap<&'static str, usize>>);
@@ -653,7 +619,7 @@ async fn fake_peer(mut events: Events<Wire>, asked: Arc<Asked>) {
                     }
                     _ => {
                         asked.count("other request");
-                        Wire::Failed("a load-test peer keeps nothing".into())
+                        Wire::Refused(Refusal::Storage)
                     }
                 };
                 let _ = responder.respond(answer).await;

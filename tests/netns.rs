@@ -856,36 +856,56 @@ fn partitioned_host_rejoins_with_its_replicas_and_without_deleted_files() {
     // Pull host 3's cable; the others notice when its heartbeats stop.
     mesh.net.link(CUT, false);
     let t = Instant::now();
-    // A store racing the cut, before anyone noticed: host 3 cannot commit,
-    // so the store misses its write quorum (every holder that was
-    // reachable) and says so (exit 1); what committed stays readable, and
-    // repair completes it once host 3 is back.
-    let racing = (0..30)
-        .find_map(|k| {
-            let (name, seed, len) = (format!("racing/{k}"), 5000 + k, 100_000);
-            let out = mesh.try_put(WRITER, &name, seed, len);
-            let entry = mesh.host(WRITER).files().remove(&name).unwrap();
-            let holders = mesh.hosts_of(&entry["replicas"]);
-            if !holders.contains(&CUT) {
-                out.json();
-                return None;
-            }
-            assert_eq!(out.code(), Some(1), "{name}: {out:?}");
-            assert_no_panic(&out.stderr);
-            eprintln!(
-                "netns: a store racing the cut failed after {:.1?}: {}",
-                t.elapsed(),
-                out.stderr.trim_end()
-            );
-            Some(Stored {
-                name,
-                seed,
-                len,
-                cid: entry["cid"].as_str().unwrap().to_string(),
-                holders,
+    // Stores racing the cut, before anyone noticed: host 3 cannot commit,
+    // so a store it should hold misses its write quorum (every holder that
+    // was reachable) and says so (exit 1); what committed stays readable,
+    // and repair completes it once host 3 is back. Each store of a new name
+    // first waits for host 3's silence on its lookup (the request
+    // time-out), so they are started at once, well inside the time the
+    // others take to notice: placement (by content id) makes host 3 a
+    // holder of any one of them with probability 3/5.
+    const RACERS: u64 = 8;
+    let outputs: Vec<(String, u64, Output)> = std::thread::scope(|scope| {
+        let mesh = &mesh;
+        let racers: Vec<_> = (0..RACERS)
+            .map(|k| {
+                scope.spawn(move || {
+                    let (name, seed) = (format!("racing/{k}"), 5000 + k);
+                    let out = mesh.try_put(WRITER, &name, seed, 100_000);
+                    (name, seed, out)
+                })
             })
-        })
-        .unwrap_or_else(|| panic!("host {CUT} never was a holder"));
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| r.join().expect("a racing store panicked"))
+            .collect()
+    });
+    let written = mesh.host(WRITER).files();
+    let mut racing = None;
+    for (name, seed, out) in outputs {
+        let entry = &written[&name];
+        let holders = mesh.hosts_of(&entry["replicas"]);
+        if !holders.contains(&CUT) {
+            out.json();
+            continue;
+        }
+        assert_eq!(out.code(), Some(1), "{name}: {out:?}");
+        assert_no_panic(&out.stderr);
+        eprintln!(
+            "netns: a store racing the cut failed after {:.1?}: {}",
+            t.elapsed(),
+            out.stderr.trim_end()
+        );
+        racing.get_or_insert(Stored {
+            name,
+            seed,
+            len: 100_000,
+            cid: entry["cid"].as_str().unwrap().to_string(),
+            holders,
+        });
+    }
+    let racing = racing.unwrap_or_else(|| panic!("host {CUT} was a holder of no racing store"));
     let reachable: BTreeSet<usize> = racing
         .holders
         .iter()

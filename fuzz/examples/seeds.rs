@@ -16,8 +16,12 @@ use nexnet::url_names::url_path_for_name;
 use nexnet_codec::{
     Control, Frame, Handshake, Hello, MAX_DATA_PAYLOAD, Proof, ResetCode, StreamId, encode_message,
 };
-use nexnet_crypto::{DataKey, EncryptReader};
-use serde::Serialize;
+use nexnet_crypto::{DataKey, EncryptReader, name_id};
+use nexnet_server::{
+    CatalogEntry, Tombstone,
+    protocol::{MemberAddr, Message, Refusal},
+};
+use nexnet_store::Cid;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
@@ -59,60 +63,6 @@ fn hello(listen: Option<&str>) -> Handshake {
         max_payload: 1 << 20,
         stream_window: 256 * 1024,
     })
-}
-
-/// Same shape as the `control` target's `Message` (only what seeds use).
-#[derive(Serialize)]
-enum Message {
-    Members(Vec<([u8; 32], std::net::SocketAddr)>),
-    Replicate {
-        transfer: u64,
-    },
-    Commit {
-        transfer: u64,
-        entry: Entry,
-    },
-    Committed,
-    Failed(String),
-    Lookup {
-        name: [u8; 16],
-    },
-    Entry(Option<Entry>),
-    Fetch {
-        cid: [u8; 20],
-        transfer: u64,
-    },
-    Sending {
-        len: u64,
-    },
-    Missing,
-    Object {
-        transfer: u64,
-    },
-    Has {
-        cid: [u8; 20],
-    },
-    Have(bool),
-    Delete {
-        cid: [u8; 20],
-        name_id: [u8; 16],
-        deleted_ms: u64,
-    },
-    Deleted {
-        had: bool,
-    },
-    Tombstones(Vec<([u8; 20], [u8; 16], u64)>),
-}
-
-/// Same fields, in the same order, as `nexnet_server::CatalogEntry`.
-#[derive(Clone, Serialize)]
-struct Entry {
-    name_id: [u8; 16],
-    cid: [u8; 20],
-    object_len: u64,
-    plain_len: u64,
-    created_ms: u64,
-    sealed_name: Vec<u8>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -177,16 +127,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // control: [which, payload...]
     let dir = root.join("control");
     let addr = "10.0.0.1:3000".parse()?;
-    let entry = Entry {
-        name_id: [1; 16],
-        cid: [2; 20],
-        object_len: 32 + 5,
-        plain_len: 5,
-        created_ms: 1_700_000_000_000,
-        sealed_name: vec![9; 32 + 5],
-    };
+    let name = name_id("hello");
+    let entry = CatalogEntry::new(
+        &DataKey::from_bytes([0x5a; 32]),
+        "hello",
+        name,
+        Cid::from_bytes([2; 20]),
+        32 + 5,
+        5,
+    )?;
+    let tombstone = Tombstone::new(name);
     let messages = [
-        Message::Members(vec![([1; 32], addr), ([2; 32], "[::1]:9".parse()?)]),
+        Message::Members(vec![
+            MemberAddr {
+                node: [1; 32],
+                addr,
+            },
+            MemberAddr {
+                node: [2; 32],
+                addr: "[::1]:9".parse()?,
+            },
+        ]),
         Message::Replicate { transfer: 300 },
         Message::Commit {
             transfer: 7,
@@ -194,9 +155,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         Message::Committed,
         Message::Failed("no room".into()),
+        Message::Refused(Refusal::WrongLength {
+            received: 1,
+            expected: 2,
+        }),
+        Message::Refused(Refusal::DiskFull),
         Message::Lookup { name: [3; 16] },
         Message::Entry(None),
-        Message::Entry(Some(entry)),
+        Message::Entry(Some(entry.clone())),
         Message::Fetch {
             cid: [4; 20],
             transfer: 1 << 40,
@@ -208,11 +174,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Message::Have(true),
         Message::Delete {
             cid: [6; 20],
-            name_id: [7; 16],
-            deleted_ms: 1_700_000_000_000,
+            tombstone,
         },
         Message::Deleted { had: false },
-        Message::Tombstones(vec![([8; 20], [9; 16], 5)]),
+        Message::Tombstones(vec![([8; 20], tombstone)]),
+        Message::Corrupt { cid: [9; 20] },
+        Message::Superseded(entry),
     ];
     for (i, m) in messages.iter().enumerate() {
         let request = Control::Request {

@@ -1,8 +1,8 @@
 //! Control messages from arbitrary bytes: `Control::<M>::decode` (the
 //! payload of a control frame) and `decode_message::<M>` (the payload of a
-//! stream's `Open` frame), with `M` shaped like the node's protocol
-//! (`nexnet-server`'s private `Message`: ids, lists, strings, options, and
-//! the real `CatalogEntry` and `Tombstone`).
+//! stream's `Open` frame), with `M` the node's own protocol
+//! (`nexnet_server::protocol::Message`: ids, lists, strings, options,
+//! catalog entries, tombstones, refusals).
 //!
 //! Input: `[which, payload...]`; `which` picks the envelope.
 //!
@@ -15,41 +15,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use libfuzzer_sys::fuzz_target;
 use nexnet_codec::{Control, decode_message, encode_message};
-use nexnet_server::{CatalogEntry, Tombstone};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct MemberAddr {
-    node: [u8; 32],
-    addr: SocketAddr,
-}
-
-/// The shape of the node's `protocol::Message`.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Message {
-    Members(Vec<MemberAddr>),
-    Replicate { transfer: u64 },
-    Commit { transfer: u64, entry: CatalogEntry },
-    Committed,
-    Failed(String),
-    Lookup { name: [u8; 16] },
-    Entry(Option<CatalogEntry>),
-    Fetch { cid: [u8; 20], transfer: u64 },
-    Sending { len: u64 },
-    Missing,
-    Object { transfer: u64 },
-    Has { cid: [u8; 20] },
-    Have(bool),
-    Delete { cid: [u8; 20], tombstone: Tombstone },
-    Deleted { had: bool },
-    Tombstones(Vec<([u8; 20], Tombstone)>),
-    Corrupt { cid: [u8; 20] },
-    Superseded(CatalogEntry),
-}
+use nexnet_server::protocol::Message;
 
 fuzz_target!(|data: &[u8]| {
     let ([which], payload) = common::split_control::<1>(data);

@@ -7,18 +7,15 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
 use nexnet_p2p::NodeId;
 use nexnet_store::Cid;
+use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Objects sent to one peer at once, at most (the transport's default
 /// number of streams a peer accepts from us).
@@ -41,7 +38,9 @@ impl Budget {
     /// A slot for sending one object to `peer`, once one of its
     /// `MAX_SERVING_PER_PEER` is free.
     pub(crate) async fn serving_slot(&self, peer: NodeId) -> Option<OwnedSemaphorePermit> {
-        let slots = lock(&self.serving)
+        let slots = self
+            .serving
+            .lock()
             .entry(peer)
             .or_insert_with(|| Arc::new(Semaphore::new(MAX_SERVING_PER_PEER)))
             .clone();
@@ -51,12 +50,12 @@ impl Budget {
     /// Forgets a peer's slots (it disconnected; transfers still running
     /// keep theirs until they end).
     pub(crate) fn forget(&self, peer: NodeId) {
-        lock(&self.serving).remove(&peer);
+        self.serving.lock().remove(&peer);
     }
 
     /// Remembers that `peer` was sent `cid`: it may report the copy bad.
     pub(crate) fn served(&self, peer: NodeId, cid: Cid) {
-        let mut log = lock(&self.served);
+        let mut log = self.served.lock();
         if log.len() >= SERVED_LOG {
             log.pop_front();
         }
@@ -67,7 +66,7 @@ impl Budget {
     /// once. Anything else is a report about bytes it never got from us,
     /// which would only make us re-read an object for nothing.
     pub(crate) fn take_served(&self, peer: NodeId, cid: Cid) -> bool {
-        let mut log = lock(&self.served);
+        let mut log = self.served.lock();
         match log.iter().position(|&(p, c)| p == peer && c == cid) {
             Some(i) => {
                 log.remove(i);
@@ -143,7 +142,7 @@ mod tests {
         for i in 0..SERVED_LOG as u32 {
             budget.served(a, Cid::of(&i.to_be_bytes()));
         }
-        assert_eq!(lock(&budget.served).len(), SERVED_LOG);
+        assert_eq!(budget.served.lock().len(), SERVED_LOG);
         assert!(!budget.take_served(a, first), "the oldest was forgotten");
     }
 

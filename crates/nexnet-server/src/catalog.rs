@@ -8,20 +8,18 @@
 use std::{
     collections::HashMap,
     fs,
-    io::{Read, Write},
+    io::Read,
     path::{Path, PathBuf},
-    sync::{Mutex, MutexGuard, PoisonError},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use nexnet_crypto::{DataKey, DecryptReader, EncryptReader, NameId};
-use nexnet_store::Cid;
+use nexnet_store::{Cid, atomic};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-// `check_name` lives with the URL encoding of names; nodes reach it here.
-pub(crate) use crate::names::{MAX_NAME_LEN, check_name};
-use crate::{Result, ServerError};
+use crate::{MAX_NAME_LEN, Result, ServerError};
 
 /// No catalog file is longer than this (a sealed name and a few numbers).
 const MAX_RECORD_LEN: u64 = 4 * 1024;
@@ -57,7 +55,11 @@ impl std::fmt::Debug for CatalogEntry {
 }
 
 impl CatalogEntry {
-    pub(crate) fn new(
+    /// An entry for `name`, stored as object `cid`, created now, its name
+    /// sealed under `key`. Nodes make these; the constructor is public for
+    /// tests and fuzz seeds that speak the protocol.
+    #[doc(hidden)]
+    pub fn new(
         key: &DataKey,
         name: &str,
         name_id: NameId,
@@ -128,7 +130,8 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
-    pub(crate) fn new(name_id: NameId) -> Self {
+    /// A tombstone for an object stored under `name_id`, deleted now.
+    pub fn new(name_id: NameId) -> Self {
         Self {
             name_id: *name_id.as_bytes(),
             deleted_ms: now_ms(),
@@ -179,11 +182,6 @@ pub(crate) struct Catalog {
     state: Mutex<State>,
     /// Orders file writes with the in-memory updates that follow them.
     writes: tokio::sync::Mutex<()>,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Guarded sections only touch maps; a panic leaves them consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Catalog {
@@ -265,27 +263,28 @@ impl Catalog {
     }
 
     pub(crate) fn get(&self, name: &NameId) -> Option<CatalogEntry> {
-        lock(&self.state).entries.get(name).cloned()
+        self.state.lock().entries.get(name).cloned()
     }
 
     pub(crate) fn entries(&self) -> Vec<CatalogEntry> {
-        lock(&self.state).entries.values().cloned().collect()
+        self.state.lock().entries.values().cloned().collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        lock(&self.state).entries.len()
+        self.state.lock().entries.len()
     }
 
     pub(crate) fn is_deleted(&self, cid: &Cid) -> bool {
-        lock(&self.state).tombstones.contains_key(cid)
+        self.state.lock().tombstones.contains_key(cid)
     }
 
     pub(crate) fn tombstone_of(&self, cid: &Cid) -> Option<Tombstone> {
-        lock(&self.state).tombstones.get(cid).copied()
+        self.state.lock().tombstones.get(cid).copied()
     }
 
     pub(crate) fn tombstones(&self) -> Vec<(Cid, Tombstone)> {
-        lock(&self.state)
+        self.state
+            .lock()
             .tombstones
             .iter()
             .map(|(c, t)| (*c, *t))
@@ -294,7 +293,7 @@ impl Catalog {
 
     /// Whether some entry still names `cid` (another name may share it).
     pub(crate) fn references(&self, cid: &Cid) -> bool {
-        lock(&self.state).entries.values().any(|e| e.cid() == *cid)
+        self.state.lock().entries.values().any(|e| e.cid() == *cid)
     }
 
     /// Records `entry` unless its object was deleted or a newer entry holds
@@ -302,7 +301,7 @@ impl Catalog {
     pub(crate) async fn put(&self, entry: CatalogEntry) -> Result<Put> {
         let _w = self.writes.lock().await;
         {
-            let state = lock(&self.state);
+            let state = self.state.lock();
             if state.tombstones.contains_key(&entry.cid()) {
                 return Ok(Put::Deleted);
             }
@@ -322,7 +321,7 @@ impl Catalog {
         let path = self.entries_dir.join(hex::encode(entry.name_id));
         self.write_file(&path, &bytes).await?;
         Ok(
-            match lock(&self.state).entries.insert(entry.name_id(), entry) {
+            match self.state.lock().entries.insert(entry.name_id(), entry) {
                 Some(old) => Put::Replaced(old),
                 None => Put::Added,
             },
@@ -333,7 +332,7 @@ impl Catalog {
     /// Returns whether the tombstone is new.
     pub(crate) async fn tombstone(&self, cid: Cid, tombstone: Tombstone) -> Result<bool> {
         let _w = self.writes.lock().await;
-        if lock(&self.state).tombstones.contains_key(&cid) {
+        if self.state.lock().tombstones.contains_key(&cid) {
             return Ok(false);
         }
         let bytes = postcard::to_stdvec(&tombstone).map_err(|e| ServerError::Catalog {
@@ -343,7 +342,7 @@ impl Catalog {
         self.write_file(&self.tombstones_dir.join(cid.to_hex()), &bytes)
             .await?;
         let names: Vec<NameId> = {
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             state.tombstones.insert(cid, tombstone);
             state
                 .entries
@@ -355,7 +354,7 @@ impl Catalog {
         for name in names {
             let path = self.entries_dir.join(hex::encode(name.as_bytes()));
             self.remove_file(&path).await?;
-            lock(&self.state).entries.remove(&name);
+            self.state.lock().entries.remove(&name);
         }
         Ok(true)
     }
@@ -367,42 +366,12 @@ impl Catalog {
             bytes.to_vec(),
             self.fsync,
         );
-        blocking(move || {
-            let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-                .map_err(|e| ServerError::io("create temp file in", &tmp_dir, e))?;
-            tmp.write_all(&bytes)
-                .and_then(|()| {
-                    if fsync {
-                        tmp.as_file().sync_all()
-                    } else {
-                        Ok(())
-                    }
-                })
-                .map_err(|e| ServerError::io("write", tmp.path(), e))?;
-            tmp.persist(&path)
-                .map_err(|e| ServerError::io("rename into", &path, e.error))?;
-            if fsync {
-                sync_parent(&path)?;
-            }
-            Ok(())
-        })
-        .await
+        blocking(move || Ok(atomic::write_file(&tmp_dir, &path, &bytes, fsync)?)).await
     }
 
     async fn remove_file(&self, path: &Path) -> Result<()> {
         let (path, fsync) = (path.to_path_buf(), self.fsync);
-        blocking(move || {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ServerError::io("remove", &path, e)),
-            }
-            if fsync {
-                sync_parent(&path)?;
-            }
-            Ok(())
-        })
-        .await
+        blocking(move || Ok(atomic::remove_file(&path, fsync).map(drop)?)).await
     }
 }
 
@@ -410,13 +379,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ServerError::io("run", "catalog", std::io::Error::other(e)))?
-}
-
-fn sync_parent(path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ServerError::io("fsync", dir, e))
 }
 
 /// Loads every record file in `dir`; one that cannot be read or parsed, or

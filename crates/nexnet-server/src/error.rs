@@ -1,10 +1,12 @@
 //! The one error type of this crate.
 
-use std::{io, path::PathBuf};
+use std::{io, path::PathBuf, sync::Arc, time::Duration};
 
 use nexnet_crypto::CryptoError;
 use nexnet_p2p::{NodeId, P2pError};
 use nexnet_store::{Cid, StoreError};
+
+use crate::protocol::Refusal;
 
 /// What can go wrong in a node.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +25,7 @@ pub enum ServerError {
         /// The object.
         cid: Cid,
         /// Every node asked, and why it did not deliver.
-        attempts: Vec<(NodeId, String)>,
+        attempts: Vec<(NodeId, PeerFailure)>,
     },
 
     /// Fewer nodes committed a store than the write quorum asks.
@@ -36,7 +38,7 @@ pub enum ServerError {
         /// The nodes that committed it (it is readable from them).
         committed: Vec<NodeId>,
         /// The holders that did not, and why.
-        failures: Vec<(NodeId, String)>,
+        failures: Vec<(NodeId, PeerFailure)>,
     },
 
     /// A range that starts past the end of the file.
@@ -162,7 +164,86 @@ impl ServerError {
     }
 }
 
-fn describe(list: &[(NodeId, String)]) -> String {
+/// Why one peer did not do what a store, fetch, delete or repair asked of
+/// it. Carried by [`ServerError`] (and the reports) per node; the crate's
+/// one error type stays [`ServerError`].
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerFailure {
+    /// No connection to it was open.
+    #[error("not connected")]
+    NotConnected,
+    /// It refused, and said why.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// A node of the first release refused, in words.
+    #[error("{0}")]
+    RefusedAsText(String),
+    /// It holds a newer store of the name.
+    #[error("superseded by a newer store of this name")]
+    Superseded,
+    /// It does not have the object.
+    #[error("does not have it")]
+    Missing,
+    /// It offered or sent another length than the entry's.
+    #[error("offers {offered} bytes, the entry says {expected}")]
+    WrongLength {
+        /// What it offered or sent (at least).
+        offered: u64,
+        /// What the entry says.
+        expected: u64,
+    },
+    /// Its bytes do not hash to the content id (it was told).
+    #[error("its copy failed verification")]
+    BadCopy,
+    /// The object was deleted while it travelled: the tombstone wins.
+    #[error("deleted while it travelled")]
+    Deleted,
+    /// It sent nothing for this long.
+    #[error("stalled for {0:?}")]
+    Stalled(Duration),
+    /// The stream it should have opened never came, or broke.
+    #[error("the object stream never came or was lost")]
+    NoStream,
+    /// It answered with a message that does not answer the request.
+    #[error("unexpected answer {0}")]
+    Unexpected(&'static str),
+    /// The connection failed.
+    #[error(transparent)]
+    Transport(Arc<P2pError>),
+    /// The stream carrying the object failed (a reset says why).
+    #[error(transparent)]
+    Stream(Arc<io::Error>),
+    /// Storing what it sent failed here.
+    #[error("here: {0}")]
+    Local(Arc<ServerError>),
+}
+
+impl From<P2pError> for PeerFailure {
+    fn from(e: P2pError) -> Self {
+        Self::Transport(Arc::new(e))
+    }
+}
+
+impl From<io::Error> for PeerFailure {
+    fn from(e: io::Error) -> Self {
+        Self::Stream(Arc::new(e))
+    }
+}
+
+impl From<ServerError> for PeerFailure {
+    fn from(e: ServerError) -> Self {
+        Self::Local(Arc::new(e))
+    }
+}
+
+impl From<StoreError> for PeerFailure {
+    fn from(e: StoreError) -> Self {
+        Self::Local(Arc::new(e.into()))
+    }
+}
+
+fn describe(list: &[(NodeId, PeerFailure)]) -> String {
     if list.is_empty() {
         return "no holder was reachable".into();
     }

@@ -1,14 +1,16 @@
-//! [`FileServer`]: the public face of a node.
+//! [`FileServer`]: the public face of a node. Every operation is the
+//! node's; this type only gives them their public shape and docs.
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use nexnet_crypto::{KeyId, name_id};
-use nexnet_p2p::{NodeId, Transport};
+use nexnet_crypto::KeyId;
+use nexnet_p2p::NodeId;
+use nexnet_store::AtomicFile;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use crate::{
     DeleteReport, FileInfo, FileReader, MemberInfo, Receipt, RepairReport, Result, ServerConfig,
-    ServerError, catalog::check_name, node::Node, repair,
+    ServerError, node::Node,
 };
 
 /// A node's counters.
@@ -32,14 +34,6 @@ pub struct Stats {
 #[derive(Clone)]
 pub struct FileServer {
     node: Arc<Node>,
-}
-
-#[cfg(test)]
-impl FileServer {
-    /// The node inside, for tests that look at its store and catalog.
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        &self.node
-    }
 }
 
 impl std::fmt::Debug for FileServer {
@@ -68,10 +62,7 @@ impl FileServer {
 
     /// The address peers dial.
     pub fn local_addr(&self) -> SocketAddr {
-        self.node
-            .config
-            .advertise
-            .unwrap_or(self.node.transport.local_addr())
+        self.node.local_addr()
     }
 
     /// The fingerprint of the data key.
@@ -110,7 +101,9 @@ impl FileServer {
     /// is quarantined), otherwise the first copy a peer delivers that
     /// verifies, which is kept here. [`ServerError::NotFound`] if no node
     /// knows the name; a `KeyMismatch` if the file was stored under
-    /// another data key.
+    /// another data key. The reader knows the file's size and content id,
+    /// and [`FileReader::range`] narrows it to a range without another
+    /// lookup.
     pub async fn get(&self, name: &str) -> Result<FileReader> {
         self.node.get_file(name, None).await
     }
@@ -129,34 +122,26 @@ impl FileServer {
     pub async fn get_to_path(&self, name: &str, path: impl AsRef<Path>) -> Result<u64> {
         let path = path.as_ref();
         let mut reader = self.get(name).await?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => ".".into(),
-        };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".nexnet-get-");
-        // Created as any new file would be (0666 less the umask), not
-        // owner-only as temp files are: it becomes the caller's file.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let tmp = builder
-            .tempfile_in(&dir)
-            .map_err(|e| ServerError::io("create temp file in", &dir, e))?;
-        let (file, tmp_path) = tmp.into_parts();
-        let mut file = tokio::fs::File::from_std(file);
+        let mut out = AtomicFile::beside(path)?;
+        let temp = out.temp_path().to_path_buf();
+        let handle = out
+            .file()
+            .try_clone()
+            .map_err(|e| ServerError::io("write", &temp, e))?;
+        let mut file = tokio::fs::File::from_std(handle);
         let n = tokio::io::copy(&mut reader, &mut file).await.map_err(|e| {
             match nexnet_crypto::CryptoError::from_io(&e) {
                 Some(_) => ServerError::Source(e),
-                None => ServerError::io("write", &*tmp_path, e),
+                None => ServerError::io("write", &temp, e),
             }
         })?;
         file.flush()
             .await
-            .and(file.sync_all().await)
-            .map_err(|e| ServerError::io("write", &*tmp_path, e))?;
-        tmp_path
-            .persist(path)
-            .map_err(|e| ServerError::io("rename into", path, e.error))?;
+            .map_err(|e| ServerError::io("write", &temp, e))?;
+        drop(file);
+        tokio::task::spawn_blocking(move || out.commit())
+            .await
+            .map_err(|e| ServerError::io("write", &temp, std::io::Error::other(e)))??;
         Ok(n)
     }
 
@@ -171,57 +156,23 @@ impl FileServer {
     /// catalog: the next [`get`](Self::get) fetches it from the mesh.
     /// Returns whether a copy was here.
     pub async fn evict(&self, name: &str) -> Result<bool> {
-        check_name(name)?;
-        match self.node.catalog.get(&name_id(name)) {
-            Some(entry) => Ok(self.node.store.delete(&entry.cid()).await?),
-            None => Err(ServerError::NotFound { name: name.into() }),
-        }
+        self.node.evict(name).await
     }
 
     /// Whether this node holds `name`'s object itself.
     pub async fn has(&self, name: &str) -> Result<bool> {
-        check_name(name)?;
-        match self.node.catalog.get(&name_id(name)) {
-            Some(entry) => Ok(self.node.store.has(&entry.cid()).await?),
-            None => Ok(false),
-        }
+        self.node.has_local(name).await
     }
 
     /// The files in this node's catalog, by name where the key allows.
     pub async fn list(&self) -> Result<Vec<FileInfo>> {
-        let mut out = Vec::new();
-        for e in self.node.catalog.entries() {
-            out.push(self.file_info(&e).await?);
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.name_id.cmp(&b.name_id)));
-        Ok(out)
+        self.node.list().await
     }
 
-    /// What is known of `name` (here, or by the first member that knows
-    /// it), without reading it.
+    /// What is known of `name` (here, or by the members that know it),
+    /// without reading it.
     pub async fn info(&self, name: &str) -> Result<FileInfo> {
-        check_name(name)?;
-        match self.node.find_entry(name_id(name)).await {
-            Some(e) => self.file_info(&e).await,
-            None => Err(ServerError::NotFound { name: name.into() }),
-        }
-    }
-
-    async fn file_info(&self, e: &crate::CatalogEntry) -> Result<FileInfo> {
-        let cid = e.cid();
-        Ok(FileInfo {
-            name: e.name(&self.node.key).ok(),
-            name_id: e.name_id(),
-            cid,
-            size: e.plain_len,
-            created_ms: e.created_ms,
-            local: self.node.store.has(&cid).await?,
-            holders: crate::placement::holders(
-                &cid,
-                self.node.all_nodes(),
-                self.node.config.replication,
-            ),
-        })
+        self.node.info(name).await
     }
 
     /// The members of the mesh this node knows.
@@ -232,36 +183,23 @@ impl FileServer {
     /// Waits until `n` members are connected, for at most `within`.
     /// Returns whether they are.
     pub async fn wait_for_peers(&self, n: usize, within: Duration) -> bool {
-        let mut rx = self.node.connected.subscribe();
-        tokio::time::timeout(within, rx.wait_for(|c| *c >= n))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        self.node.wait_for_peers(n, within).await
     }
 
     /// Objects, bytes, files and peers.
     pub fn stats(&self) -> Stats {
-        let usage = self.node.store.usage();
-        Stats {
-            objects: usage.objects,
-            bytes: usage.bytes,
-            files: self.node.catalog.len(),
-            peers: self.node.members.peers().len(),
-            members: self.node.members.ids().len(),
-        }
+        self.node.stats()
     }
 
     /// Runs a full repair pass now (verifying every local object) and
     /// reports what it did.
     pub async fn repair(&self) -> RepairReport {
-        repair::pass(&self.node, true).await
+        self.node.repair().await
     }
 
     /// Stops the node: no new work, connections closed, every task
     /// finished, the data directory released.
     pub async fn shutdown(&self) {
-        self.node.shutdown.cancel();
-        self.node.transport.close().await;
-        self.node.tasks.close();
-        self.node.tasks.wait().await;
+        self.node.stop().await;
     }
 }

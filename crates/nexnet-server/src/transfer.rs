@@ -2,23 +2,19 @@
 //! receivers at once, and the receiving end that writes a stream into the
 //! store.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::{Mutex, MutexGuard, PoisonError},
-    time::Duration,
-};
+use std::{collections::HashMap, hash::Hash, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
 use nexnet_p2p::{NodeId, Peer, RecvStream, ResetCode, SendStream};
 use nexnet_store::{ObjectStore, ObjectWriter};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     sync::oneshot,
 };
 
-use crate::{ServerError, catalog::CatalogEntry, protocol::Message};
+use crate::{PeerFailure, ServerError, catalog::CatalogEntry, protocol::Message};
 
 /// How much of an object is read, encrypted and sent at a time. The
 /// transport cuts it into 64 KiB frames without copying.
@@ -39,7 +35,19 @@ pub(crate) async fn read_chunk(
 }
 
 /// A failure to tell the caller about: which node, and why.
-pub(crate) type Failure = (NodeId, String);
+pub(crate) type Failure = (NodeId, PeerFailure);
+
+/// What [`Fanout::commit`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Commits {
+    /// The receivers that committed the object.
+    pub committed: Vec<NodeId>,
+    /// The ones that did not (earlier failures of the fan-out included).
+    pub failures: Vec<Failure>,
+    /// The newest entry for the name that a receiver answered with instead
+    /// of committing: a newer store holds the name.
+    pub newer: Option<CatalogEntry>,
+}
 
 struct Target {
     peer: Peer<Message>,
@@ -84,8 +92,8 @@ impl Fanout {
                         stream,
                         transfer,
                     }),
-                    Ok(Err(e)) => Err((peer.node_id(), format!("opening a stream: {e}"))),
-                    Err(_) => Err((peer.node_id(), "opening a stream timed out".into())),
+                    Ok(Err(e)) => Err((peer.node_id(), e.into())),
+                    Err(_) => Err((peer.node_id(), PeerFailure::Stalled(stall))),
                 }
             }
         });
@@ -108,77 +116,78 @@ impl Fanout {
         let sent = join_all(self.targets.iter_mut().map(|t| async move {
             match tokio::time::timeout(stall, t.stream.write_chunk(chunk.clone())).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(format!("sending: {e}")),
-                Err(_) => Err(format!("stalled for {stall:?}")),
+                Ok(Err(e)) => Err(PeerFailure::from(e)),
+                Err(_) => Err(PeerFailure::Stalled(stall)),
             }
         }))
         .await;
-        let mut i = 0;
-        self.targets.retain(|t| {
-            let result = &sent[i];
-            i += 1;
-            if let Err(why) = result {
-                self.failures.push((t.peer.node_id(), why.clone()));
+        let mut sent = sent.into_iter();
+        self.targets.retain(|t| match sent.next() {
+            Some(Err(why)) => {
+                self.failures.push((t.peer.node_id(), why));
+                false
             }
-            result.is_ok()
+            _ => true,
         });
     }
 
     /// Ends every stream and asks each receiver to commit `entry`'s object.
-    /// Returns who committed, who failed and why, and the newest entry for
-    /// the name that a receiver answered with instead (a newer store).
-    pub(crate) async fn commit(
-        self,
-        entry: &CatalogEntry,
-        wait: Duration,
-    ) -> (Vec<NodeId>, Vec<Failure>, Option<CatalogEntry>) {
+    pub(crate) async fn commit(self, entry: &CatalogEntry, wait: Duration) -> Commits {
         let Self {
-            targets,
-            mut failures,
-            ..
+            targets, failures, ..
         } = self;
-        let results = join_all(targets.into_iter().map(|mut t| async move {
-            let node = t.peer.node_id();
-            t.stream
-                .shutdown()
-                .await
-                .map_err(|e| (node, format!("ending the stream: {e}"), None))?;
-            let commit = Message::Commit {
-                transfer: t.transfer,
-                entry: entry.clone(),
-            };
-            match t.peer.request(commit, wait).await {
-                Ok(Message::Committed) => Ok(node),
-                Ok(Message::Failed(why)) => Err((node, why, None)),
-                Ok(Message::Superseded(newer))
-                    if newer.name_id() == entry.name_id()
-                        && newer.check().is_ok()
-                        && newer.is_newer_than(entry) =>
-                {
-                    let why = "superseded by a newer store of this name".to_string();
-                    Err((node, why, Some(newer)))
-                }
-                Ok(other) => Err((node, format!("unexpected answer {other:?}"), None)),
-                Err(e) => Err((node, e.to_string(), None)),
-            }
-        }))
-        .await;
-        let (mut committed, mut newest) = (Vec::new(), None::<CatalogEntry>);
-        for r in results {
-            match r {
-                Ok(node) => committed.push(node),
-                Err((node, why, newer)) => {
-                    failures.push((node, why));
+        let answers = join_all(targets.into_iter().map(|t| commit_one(t, entry, wait))).await;
+        let mut out = Commits {
+            failures,
+            ..Commits::default()
+        };
+        for (node, answer) in answers {
+            match answer {
+                Ok(()) => out.committed.push(node),
+                Err((why, newer)) => {
+                    out.failures.push((node, why));
                     if let Some(n) = newer
-                        && newest.as_ref().is_none_or(|m| n.is_newer_than(m))
+                        && out.newer.as_ref().is_none_or(|m| n.is_newer_than(m))
                     {
-                        newest = Some(n);
+                        out.newer = Some(n);
                     }
                 }
             }
         }
-        (committed, failures, newest)
+        out
     }
+}
+
+/// Ends `t`'s stream and asks its receiver to commit; a refusal for a newer
+/// store comes back with that store's entry.
+async fn commit_one(
+    mut t: Target,
+    entry: &CatalogEntry,
+    wait: Duration,
+) -> (NodeId, Result<(), (PeerFailure, Option<CatalogEntry>)>) {
+    let node = t.peer.node_id();
+    if let Err(e) = t.stream.shutdown().await {
+        return (node, Err((PeerFailure::from(e), None)));
+    }
+    let commit = Message::Commit {
+        transfer: t.transfer,
+        entry: entry.clone(),
+    };
+    let answer = match t.peer.request(commit, wait).await {
+        Ok(Message::Committed) => Ok(()),
+        Ok(Message::Refused(why)) => Err((PeerFailure::Refused(why), None)),
+        Ok(Message::Failed(why)) => Err((PeerFailure::RefusedAsText(why), None)),
+        Ok(Message::Superseded(newer))
+            if newer.name_id() == entry.name_id()
+                && newer.check().is_ok()
+                && newer.is_newer_than(entry) =>
+        {
+            Err((PeerFailure::Superseded, Some(newer)))
+        }
+        Ok(other) => Err((PeerFailure::Unexpected(other.kind()), None)),
+        Err(e) => Err((e.into(), None)),
+    };
+    (node, answer)
 }
 
 /// Writes an incoming object stream into an uncommitted object: the caller
@@ -190,14 +199,14 @@ pub(crate) async fn receive(
     mut stream: RecvStream,
     limit: Option<u64>,
     stall: Duration,
-) -> Result<ObjectWriter, String> {
-    let mut writer = store.begin().await.map_err(|e| e.to_string())?;
+) -> Result<ObjectWriter, PeerFailure> {
+    let mut writer = store.begin().await?;
     // Frames arrive 64 KiB at a time; they are written CHUNK at a time.
     let (mut batch, mut batched, mut received) = (Vec::new(), 0, 0u64);
     loop {
         let chunk = match tokio::time::timeout(stall, stream.read_chunk()).await {
-            Err(_) => return Err(format!("no data for {stall:?}")),
-            Ok(Err(e)) => return Err(format!("receiving: {e}")),
+            Err(_) => return Err(PeerFailure::Stalled(stall)),
+            Ok(Err(e)) => return Err(e.into()),
             Ok(Ok(None)) => None,
             Ok(Ok(Some(chunk))) => Some(chunk),
         };
@@ -207,7 +216,10 @@ pub(crate) async fn receive(
             if let Some(limit) = limit
                 && received > limit
             {
-                return Err(format!("longer than the {limit} bytes announced"));
+                return Err(PeerFailure::WrongLength {
+                    offered: received,
+                    expected: limit,
+                });
             }
             batched += chunk.len();
             batch.push(chunk);
@@ -221,7 +233,7 @@ pub(crate) async fn receive(
                 if e.is_disk_full() {
                     stream.reset(ResetCode::StorageFull);
                 }
-                return Err(e.to_string());
+                return Err(e.into());
             }
         }
         if end {
@@ -250,9 +262,7 @@ impl<K: Hash + Eq + Copy, T> Rendezvous<K, T> {
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<K, Slot<T>>> {
-        // Guarded sections only move channel halves; a panic leaves the
-        // map usable.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+        self.slots.lock()
     }
 
     /// The producing side of `key`.

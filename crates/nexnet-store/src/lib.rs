@@ -3,6 +3,7 @@
 // The crate docs are its README.
 #![doc = include_str!("../README.md")]
 
+pub mod atomic;
 mod cid;
 mod error;
 mod layout;
@@ -10,6 +11,7 @@ mod reader;
 mod store;
 mod walk;
 
+pub use atomic::AtomicFile;
 pub use cid::{CID_HEX_LEN, CID_LEN, Cid, CidHasher, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
 pub use layout::{CasPath, CustomPath, PathTransform};

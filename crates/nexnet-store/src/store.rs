@@ -7,7 +7,7 @@ use std::{
     io,
     path::{Path, PathBuf},
     pin::pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -19,9 +19,12 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+use parking_lot::{Mutex, MutexGuard};
+
 use crate::{
     CasPath, Cid, CidHasher, CidStream, ObjectReader, PathTransform, Result, StoreError,
     VerifiedReader,
+    atomic::sync_dir,
     layout::{LAYOUT_FILE, checked_dir},
     walk::{self, walk},
 };
@@ -449,9 +452,7 @@ impl Inner {
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
-        // The guarded sections only do file-system calls and counter
-        // updates; a panic there leaves the state as good as it was.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     fn path_of(&self, cid: &Cid) -> Result<PathBuf> {
@@ -663,15 +664,6 @@ fn sweep(tmp: &Path) -> usize {
         }
     }
     swept
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    match File::open(dir).and_then(|d| d.sync_all()) {
-        Ok(()) => Ok(()),
-        // A concurrent delete pruned it: nothing left to make durable.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StoreError::io("fsync directory", dir, e)),
-    }
 }
 
 /// An object being written piece by piece (from [`ObjectStore::begin`]):

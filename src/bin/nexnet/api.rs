@@ -24,7 +24,7 @@ use futures::{StreamExt, TryStreamExt};
 use nexnet::{
     crypto::CryptoError,
     server::{FileInfo, FileServer, ServerError},
-    store::StoreError,
+    store::{Cid, StoreError},
 };
 use tokio_util::io::{ReaderStream, StreamReader};
 use tracing::warn;
@@ -246,7 +246,7 @@ async fn put_file(
         .iter()
         .map(|(n, why)| MissedJson {
             node_id: n.to_string(),
-            reason: why.clone(),
+            reason: why.to_string(),
         })
         .collect();
     Ok((
@@ -262,7 +262,7 @@ async fn put_file(
     ))
 }
 
-fn file_headers(info: &FileInfo, len: u64) -> HeaderMap {
+fn file_headers(cid: Cid, len: u64) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         header::CONTENT_TYPE,
@@ -270,7 +270,7 @@ fn file_headers(info: &FileInfo, len: u64) -> HeaderMap {
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", info.cid.to_hex())) {
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", cid.to_hex())) {
         h.insert(header::ETAG, tag);
     }
     h
@@ -281,8 +281,7 @@ async fn head_file(
     FileName(name): FileName,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
     let info = api.server.info(&name).await.map_err(|e| failed(&api, e))?;
-    let headers = file_headers(&info, info.size);
-    Ok((StatusCode::OK, headers))
+    Ok((StatusCode::OK, file_headers(info.cid, info.size)))
 }
 
 async fn get_file(
@@ -290,23 +289,20 @@ async fn get_file(
     FileName(name): FileName,
     request_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let info = api.server.info(&name).await.map_err(|e| failed(&api, e))?;
+    // One lookup: the reader knows the file's size and cid, and a range is
+    // taken from it.
+    let reader = api.server.get(&name).await.map_err(|e| failed(&api, e))?;
     let asked = request_headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
-    let mut part_offset = None;
-    let (status, reader, mut headers) = match range::parse(asked, info.size) {
-        Ranged::Whole => {
-            let reader = api.server.get(&name).await;
-            (StatusCode::OK, reader, file_headers(&info, info.size))
-        }
+    let file_len = reader.file_len();
+    let (status, reader) = match range::parse(asked, file_len) {
+        Ranged::Whole => (StatusCode::OK, reader),
         Ranged::Part { offset, len } => {
-            let reader = api.server.get_range(&name, offset, len).await;
-            part_offset = Some(offset);
+            let part = reader.range(offset, len).await;
             (
                 StatusCode::PARTIAL_CONTENT,
-                reader,
-                file_headers(&info, len),
+                part.map_err(|e| failed(&api, e))?,
             )
         }
         Ranged::Unsatisfiable => {
@@ -315,26 +311,20 @@ async fn get_file(
                 ApiError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     "range_not_satisfiable",
-                    format!("the file has {} bytes", info.size),
+                    format!("the file has {file_len} bytes"),
                 ),
             )
             .into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", info.size)) {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{file_len}")) {
                 e.headers_mut().insert(header::CONTENT_RANGE, v);
             }
             return Ok(e);
         }
     };
-    let reader = reader.map_err(|e| failed(&api, e))?;
-    // The file may have been replaced between `info` and `get`: the
-    // lengths sent are the reader's.
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(reader.len()));
-    if let Some(offset) = part_offset
-        && !reader.is_empty()
-    {
-        let end = offset + reader.len() - 1;
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {offset}-{end}/{}", reader.file_len()))
-        {
+    let mut headers = file_headers(reader.cid(), reader.len());
+    if status == StatusCode::PARTIAL_CONTENT && !reader.is_empty() {
+        let (offset, end) = (reader.offset(), reader.offset() + reader.len() - 1);
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {offset}-{end}/{file_len}")) {
             headers.insert(header::CONTENT_RANGE, v);
         }
     }
@@ -371,7 +361,7 @@ async fn delete_file(State(api): Shared, FileName(name): FileName) -> ApiResult<
             .iter()
             .map(|(n, why)| MissedJson {
                 node_id: n.to_string(),
-                reason: why.clone(),
+                reason: why.to_string(),
             })
             .collect(),
     }))

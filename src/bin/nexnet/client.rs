@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use nexnet::store::AtomicFile;
 use reqwest::{Response, StatusCode, Url};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -344,28 +345,23 @@ pub async fn get(args: GetArgs) -> Result<()> {
 /// place once complete: `path` is the whole file or untouched.
 async fn write_atomically(path: &Path, response: Response, bar: &ProgressBar) -> Result<u64> {
     let expected = response.content_length();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".nexnet-get-");
-    // Created as any new file would be (0666 less the umask), not owner-only
-    // as temp files are: it becomes the file the user asked for.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let temp = builder
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    let (file, temp_path) = temp.into_parts();
-    let mut file = tokio::fs::File::from_std(file);
+    // Created as any new file would be (0666 less the umask), not
+    // owner-only as temp files are: it becomes the file the user asked for.
+    let mut out =
+        AtomicFile::beside(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let temp = out.temp_path().to_path_buf();
+    let handle = out
+        .file()
+        .try_clone()
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+    let mut file = tokio::fs::File::from_std(handle);
     let mut body = response.bytes_stream();
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.context("the transfer broke off")?;
         file.write_all(&chunk)
             .await
-            .with_context(|| format!("cannot write {}", temp_path.display()))?;
+            .with_context(|| format!("cannot write {}", temp.display()))?;
         written += chunk.len() as u64;
         bar.inc(chunk.len() as u64);
     }
@@ -376,10 +372,10 @@ async fn write_atomically(path: &Path, response: Response, bar: &ProgressBar) ->
     }
     file.flush()
         .await
-        .and(file.sync_all().await)
-        .with_context(|| format!("cannot write {}", temp_path.display()))?;
-    temp_path
-        .persist(path)
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+    drop(file);
+    tokio::task::spawn_blocking(move || out.commit())
+        .await?
         .with_context(|| format!("cannot create {}", path.display()))?;
     Ok(written)
 }

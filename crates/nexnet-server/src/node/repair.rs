@@ -5,43 +5,24 @@
 //! whether they have it, and, if it is the first holder in placement order
 //! that has a copy, sends it to the holders that lack it. A holder without
 //! a good copy fetches one. The periodic pass verifies every local object;
-//! the pass that runs when a peer connects only checks who has what. Both
-//! then remove any object a tombstone names (a delete cut off by a crash
-//! between its tombstone and the object's removal).
+//! the pass that runs when a peer connects only checks who has what.
+//! Objects of deleted files have no catalog entry and are not repaired;
+//! the start-up sweep removes any a crash left behind.
 
 use std::sync::Arc;
 
 use nexnet_p2p::Peer;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::{Node, is_corruption};
 use crate::{
-    CatalogEntry, Result,
-    catalog::Put,
-    node::{Node, is_corruption},
-    placement,
-    protocol::Message,
+    CatalogEntry, RepairReport, Result, catalog::Put, placement, protocol::Message,
     transfer::Fanout,
 };
 
-/// What a repair pass did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RepairReport {
-    /// Objects looked at.
-    pub checked: usize,
-    /// Local copies that failed verification and were quarantined.
-    pub quarantined: usize,
-    /// Objects fetched because this node should hold them and did not.
-    pub fetched: usize,
-    /// Replicas sent to holders that lacked them (and committed).
-    pub pushed: usize,
-    /// Problems met (a holder unreachable, a fetch that failed).
-    pub problems: usize,
-}
-
 /// The repair task: a pass every interval, and a lighter one whenever a
 /// peer connects (it may be back with missing replicas).
-pub(crate) async fn run(node: Arc<Node>) {
+pub(super) async fn run(node: Arc<Node>) {
     let mut tick = node.config.repair_interval.map(|every| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -62,8 +43,16 @@ pub(crate) async fn run(node: Arc<Node>) {
     }
 }
 
+impl Node {
+    /// A full repair pass now, verifying every local object (see
+    /// [`FileServer::repair`](crate::FileServer::repair)).
+    pub(crate) async fn repair(self: &Arc<Self>) -> RepairReport {
+        pass(self, true).await
+    }
+}
+
 /// One pass over the catalog.
-pub(crate) async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
+async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
     let mut report = RepairReport::default();
     for entry in node.catalog.entries() {
         if node.shutdown.is_cancelled() {
@@ -144,16 +133,16 @@ async fn repair_one(
     let mut fanout =
         Fanout::open(lacking, || node.next_transfer(), node.config.stall_timeout).await;
     node.send_object(&cid, &mut fanout).await?;
-    let (committed, failed, newer) = fanout.commit(entry, node.config.stall_timeout).await;
-    report.pushed += committed.len();
-    report.problems += failed.len();
-    for (n, why) in failed {
+    let commits = fanout.commit(entry, node.config.stall_timeout).await;
+    report.pushed += commits.committed.len();
+    report.problems += commits.failures.len();
+    for (n, why) in commits.failures {
         debug!(%cid, to = ?n, %why, "repair could not place a replica");
     }
     // A holder has a newer store of the name: this entry is stale here.
     // Taking the newer one replaces it, and its object goes everywhere, so
     // the next pass does not push it again.
-    if let Some(newer) = newer
+    if let Some(newer) = commits.newer
         && let Put::Replaced(old) = node.catalog.put(newer).await?
     {
         node.replace_old(old).await;

@@ -1,14 +1,10 @@
 //! Who is in the mesh: every node this one has heard of, whether it is
 //! connected now, and when it was last seen.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{Mutex, MutexGuard, PoisonError},
-    time::SystemTime,
-};
+use std::{collections::HashMap, net::SocketAddr, time::SystemTime};
 
 use nexnet_p2p::{NodeId, Peer};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::protocol::{MAX_LIST, MemberAddr, Message};
 
@@ -65,8 +61,7 @@ impl Members {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<NodeId, Member>> {
-        // Guarded sections only update the map; a panic leaves it usable.
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+        self.map.lock()
     }
 
     /// A connection to `peer` opened (either side dialed).

@@ -1,0 +1,139 @@
+//! Replication, provider side: a `Replicate` stream is written into an
+//! uncommitted object, and the `Commit` request that follows (they meet in
+//! [`Node::replicas`], whichever comes first) commits it if its bytes hash
+//! to the entry's cid, and records the entry.
+
+use std::sync::Arc;
+
+use nexnet_p2p::{Peer, RecvStream};
+use tracing::{Instrument, debug, info_span};
+
+use crate::{
+    CatalogEntry, PeerFailure,
+    catalog::Put,
+    node::{Node, TransferKey},
+    protocol::{Message, Refusal},
+    transfer,
+};
+
+/// Receives a replica stream on a task; the `Commit` takes the result.
+pub(in crate::node) fn receive_replica(
+    node: &Arc<Node>,
+    peer: &Peer<Message>,
+    transfer: u64,
+    stream: RecvStream,
+) {
+    let key = (peer.node_id(), transfer);
+    let result = node.replicas.producer(key);
+    let n = node.clone();
+    let span = info_span!("replica", from = ?peer.node_id(), transfer);
+    node.tasks.spawn(
+        async move {
+            let stall = n.config.stall_timeout;
+            let received = transfer::receive(&n.store, stream, None, stall).await;
+            if let Err(why) = &received {
+                debug!(%why, "replica stream failed");
+            }
+            let _ = result.send(received);
+            // The commit request normally takes it at once; if it never
+            // comes, do not keep the temp file.
+            tokio::select! {
+                () = tokio::time::sleep(stall) => {}
+                () = n.shutdown.cancelled() => {}
+            }
+            n.replicas.forget(&key);
+        }
+        .instrument(span),
+    );
+}
+
+/// Answers a `Commit`: `Committed`, `Superseded` with the newer entry, or
+/// a refusal (and the tombstone, if the object was deleted).
+pub(super) async fn commit(
+    node: &Node,
+    peer: &Peer<Message>,
+    transfer: u64,
+    entry: CatalogEntry,
+) -> Message {
+    let (cid, name) = (entry.cid(), entry.name_id());
+    let refusal = match commit_replica(node, (peer.node_id(), transfer), entry).await {
+        Ok(()) => return Message::Committed,
+        Err(refusal) => refusal,
+    };
+    if node.catalog.is_deleted(&cid) {
+        node.tell_deleted(peer, cid);
+    }
+    match node.catalog.get(&name) {
+        Some(newer) if refusal == Refusal::Superseded => Message::Superseded(newer),
+        _ => Message::Refused(refusal),
+    }
+}
+
+/// Commits the replica that arrived on transfer `key` if its bytes hash to
+/// `entry`'s cid, and records the entry.
+async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> Result<(), Refusal> {
+    entry.check().map_err(|_| Refusal::BadEntry)?;
+    let waiting = node.replicas.consumer(key);
+    let received = tokio::time::timeout(node.config.stall_timeout, waiting).await;
+    node.replicas.forget(&key);
+    let writer = match received {
+        Ok(Ok(result)) => result.map_err(|e| refusal_for(&e))?,
+        Err(_) | Ok(Err(_)) => return Err(Refusal::NoStream),
+    };
+    let cid = entry.cid();
+    if node.catalog.is_deleted(&cid) {
+        return Err(Refusal::Deleted);
+    }
+    if writer.len() != entry.object_len {
+        return Err(Refusal::WrongLength {
+            received: writer.len(),
+            expected: entry.object_len,
+        });
+    }
+    writer
+        .commit_expecting(cid)
+        .await
+        .map_err(|e| refusal_for(&e.into()))?;
+    let put = node
+        .catalog
+        .put(entry)
+        .await
+        .map_err(|e| refusal_for(&e.into()))?;
+    if matches!(put, Put::Deleted) || node.catalog.is_deleted(&cid) {
+        // The tombstone arrived while we committed: it wins.
+        let _ = node.store.delete(&cid).await;
+        return Err(Refusal::Deleted);
+    }
+    match put {
+        // The name moved to a new object: the old one is dead here (its
+        // originator also deletes it everywhere, with a tombstone).
+        Put::Replaced(old) if old.cid() != cid && !node.catalog.references(&old.cid()) => {
+            let _ = node.store.delete(&old.cid()).await;
+        }
+        // A newer store holds the name: nothing will read this object, and
+        // the answer (`Superseded`) tells the sender.
+        Put::Superseded => {
+            if !node.catalog.references(&cid) {
+                let _ = node.store.delete(&cid).await;
+            }
+            return Err(Refusal::Superseded);
+        }
+        _ => {}
+    }
+    debug!(%cid, "replica committed");
+    Ok(())
+}
+
+/// What to tell the sender when keeping its replica failed.
+fn refusal_for(e: &PeerFailure) -> Refusal {
+    match e {
+        PeerFailure::Local(e) if e.is_disk_full() => Refusal::DiskFull,
+        PeerFailure::Local(e) if is_hash_mismatch(e) => Refusal::WrongHash,
+        PeerFailure::Local(_) => Refusal::Storage,
+        _ => Refusal::NoStream,
+    }
+}
+
+fn is_hash_mismatch(e: &crate::ServerError) -> bool {
+    matches!(e, crate::ServerError::Store(s) if crate::node::is_corruption(s))
+}
