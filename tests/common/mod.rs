@@ -32,17 +32,20 @@ pub const POLL: Duration = Duration::from_millis(25);
 // Running the binary
 // ---------------------------------------------------------------------------
 
-/// Removes what a command must not inherit from the developer's shell: an
-/// API address or token, and any backtrace or log setting (so a panic would
+/// Removes what a command must not inherit from the developer's shell: any
+/// `NEXNET_*` setting (an API address or token, a listen address, ...), and
+/// any backtrace or log setting (so a panic would
 /// show its `RUST_BACKTRACE` note, which the tests look for).
 pub fn clean_env(c: &mut Command) -> &mut Command {
-    for var in [
-        "NEXNET_API",
-        "NEXNET_API_TOKEN",
-        "RUST_BACKTRACE",
-        "RUST_LIB_BACKTRACE",
-        "RUST_LOG",
-    ] {
+    // Every `NEXNET_*` variable is a setting of `nexnet serve` or of the
+    // client commands (see the README's table), so none may leak in.
+    let settings = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| k.to_string_lossy().starts_with("NEXNET_"));
+    for var in settings {
+        c.env_remove(var);
+    }
+    for var in ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE", "RUST_LOG"] {
         c.env_remove(var);
     }
     c
