@@ -254,6 +254,23 @@ async fn authenticated(target: &mut Target) -> (TcpStream, NodeId) {
     (stream, id)
 }
 
+/// Sends `bytes` on an authenticated connection (then ends it, if `eof`)
+/// and returns why the target dropped it, having checked that the target
+/// closed the socket and still serves a member afterwards.
+async fn dropped_for(bytes: &[u8], eof: bool) -> CloseReason {
+    let mut target = target().await;
+    let (mut stream, id) = authenticated(&mut target).await;
+    stream.write_all(bytes).await.unwrap();
+    if eof {
+        stream.shutdown().await.unwrap();
+    }
+    expect_closed(&mut stream).await;
+    let reason = target.wait_disconnected(id).await;
+    target.still_serves().await;
+    target.close().await;
+    reason
+}
+
 /// Sends raw bytes instead of a handshake and expects to be dropped.
 async fn refused_before_handshake(bytes: &[u8]) {
     let mut target = target().await;
@@ -335,41 +352,28 @@ async fn half_a_hello_is_dropped_after_the_handshake_timeout() {
 
 #[tokio::test]
 async fn a_frame_announcing_4_gib_is_dropped() {
-    let mut target = target().await;
-    let (mut stream, id) = authenticated(&mut target).await;
     let mut bytes = BytesMut::new();
     bytes.put_u32(u32::MAX);
     bytes.put_u8(2);
     bytes.put_u32(1);
     bytes.put_slice(&[0u8; 64]);
-    stream.write_all(&bytes).await.unwrap();
-    expect_closed(&mut stream).await;
-    let reason = target.wait_disconnected(id).await;
+    let reason = dropped_for(&bytes, false).await;
     assert!(
         matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::FrameTooLarge { .. })),
         "{reason:?}"
     );
-    target.still_serves().await;
-    target.close().await;
 }
 
 #[tokio::test]
 async fn a_truncated_frame_then_eof_is_dropped() {
-    let mut target = target().await;
-    let (mut stream, id) = authenticated(&mut target).await;
     let mut bytes = BytesMut::new();
     Frame::ping(7).encode(&mut bytes);
     assert_eq!(bytes.len(), FRAME_HEADER_LEN + 8);
-    stream.write_all(&bytes[..bytes.len() - 3]).await.unwrap();
-    stream.shutdown().await.unwrap();
-    expect_closed(&mut stream).await;
-    let reason = target.wait_disconnected(id).await;
+    let reason = dropped_for(&bytes[..bytes.len() - 3], true).await;
     assert!(
         matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::Truncated { .. })),
         "{reason:?}"
     );
-    target.still_serves().await;
-    target.close().await;
 }
 
 #[tokio::test]
@@ -399,22 +403,16 @@ async fn data_for_a_stream_never_opened_is_dropped() {
 
 #[tokio::test]
 async fn a_frame_of_unknown_kind_is_dropped() {
-    let mut target = target().await;
-    let (mut stream, id) = authenticated(&mut target).await;
     let mut bytes = BytesMut::new();
     bytes.put_u32(5 + 4);
     bytes.put_u8(99);
     bytes.put_u32(0);
     bytes.put_slice(b"????");
-    stream.write_all(&bytes).await.unwrap();
-    expect_closed(&mut stream).await;
-    let reason = target.wait_disconnected(id).await;
+    let reason = dropped_for(&bytes, false).await;
     assert!(
         matches!(&reason, CloseReason::Codec(e) if matches!(**e, CodecError::UnknownKind { kind: 99 })),
         "{reason:?}"
     );
-    target.still_serves().await;
-    target.close().await;
 }
 
 #[tokio::test]
@@ -453,15 +451,11 @@ async fn a_peer_silent_after_the_handshake_is_dropped_by_the_watchdog() {
 
 #[tokio::test]
 async fn a_stream_opened_twice_is_dropped() {
-    let mut target = target().await;
-    let (mut stream, id) = authenticated(&mut target).await;
     let open = nexnet_codec::encode_message(&Msg::Ping(0)).unwrap();
     let mut bytes = BytesMut::new();
     Frame::open(StreamId(1), open.clone()).encode(&mut bytes);
     Frame::open(StreamId(1), open).encode(&mut bytes);
-    stream.write_all(&bytes).await.unwrap();
-    expect_closed(&mut stream).await;
-    let reason = target.wait_disconnected(id).await;
+    let reason = dropped_for(&bytes, false).await;
     assert!(
         matches!(
             reason,
@@ -472,14 +466,10 @@ async fn a_stream_opened_twice_is_dropped() {
         ),
         "{reason:?}"
     );
-    target.still_serves().await;
-    target.close().await;
 }
 
 #[tokio::test]
 async fn data_past_the_credit_is_dropped() {
-    let mut target = target().await;
-    let (mut stream, id) = authenticated(&mut target).await;
     let window = TransportConfig::new(
         NodeId::generate().unwrap(),
         NetworkSecret::generate().unwrap(),
@@ -499,9 +489,7 @@ async fn data_past_the_credit_is_dropped() {
         sent += full.len() as u64;
     }
     Frame::data(StreamId(1), bytes::Bytes::from_static(b"!")).encode(&mut bytes);
-    stream.write_all(&bytes).await.unwrap();
-    expect_closed(&mut stream).await;
-    let reason = target.wait_disconnected(id).await;
+    let reason = dropped_for(&bytes, false).await;
     assert!(
         matches!(
             reason,
@@ -510,6 +498,4 @@ async fn data_past_the_credit_is_dropped() {
         ),
         "{reason:?}"
     );
-    target.still_serves().await;
-    target.close().await;
 }
