@@ -154,7 +154,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             entry: entry.clone(),
         },
         Message::Committed,
-        Message::Failed("no room".into()),
+        Message::Refused(Refusal::Other {
+            code: None,
+            text: "no room".into(),
+        }),
         Message::Refused(Refusal::WrongLength {
             received: 1,
             expected: 2,

@@ -176,9 +176,6 @@ pub enum PeerFailure {
     /// It refused, and said why.
     #[error("{0}")]
     Refused(Refusal),
-    /// A node of the first release refused, in words.
-    #[error("{0}")]
-    RefusedAsText(String),
     /// It holds a newer store of the name.
     #[error("superseded by a newer store of this name")]
     Superseded,

@@ -47,10 +47,10 @@ pub enum Message {
     },
     /// Response to `Commit`.
     Committed,
-    /// Response of nodes of the first protocol release: a refusal as text.
-    /// Still understood (shown as it is, never interpreted); never sent.
-    /// Nodes now answer [`Message::Refused`].
-    Failed(String),
+    /// Response: the request could not be carried out, and why. It travels
+    /// where the first release put its refusal text, as a string, so that
+    /// nodes of either release read each other (see [`Refusal`]).
+    Refused(Refusal),
     /// Request: your catalog entry for this name id, if any.
     Lookup {
         /// The name id.
@@ -107,8 +107,6 @@ pub enum Message {
     /// Response to `Commit`: a newer store holds the entry's name (this
     /// entry), so the object was not kept.
     Superseded(CatalogEntry),
-    /// Response: the request could not be carried out, and why.
-    Refused(Refusal),
 }
 
 impl Message {
@@ -120,7 +118,7 @@ impl Message {
             Self::Replicate { .. } => "Replicate",
             Self::Commit { .. } => "Commit",
             Self::Committed => "Committed",
-            Self::Failed(_) => "Failed",
+            Self::Refused(_) => "Refused",
             Self::Lookup { .. } => "Lookup",
             Self::Entry(_) => "Entry",
             Self::Fetch { .. } => "Fetch",
@@ -134,16 +132,20 @@ impl Message {
             Self::Tombstones(_) => "Tombstones",
             Self::Corrupt { .. } => "Corrupt",
             Self::Superseded(_) => "Superseded",
-            Self::Refused(_) => "Refused",
         }
     }
 }
 
-/// Why a node refused a request: a code on the wire, so that the asker can
-/// act on it (and a newer node can add codes an older one shows as
-/// [`Refusal::Unknown`] instead of failing to decode the answer).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "WireRefusal", into = "WireRefusal")]
+/// Why a node refused a request, typed so that the asker can act on it.
+///
+/// On the wire it is a string, where the first release sent its refusal
+/// text: the reason in words, then a trailer with its code and numbers,
+/// `the receiver's disk is full [refusal 7 0 0]`. A node of the first
+/// release shows the string as it always did; this release reads the
+/// trailer, and takes a string without one (or with a code it does not
+/// know, from a newer node) as [`Refusal::Other`], shown as it came and
+/// never interpreted.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
     /// The replica's stream never came, broke, or did not end in time.
@@ -172,8 +174,14 @@ pub enum Refusal {
     ShuttingDown,
     /// The message is not a request this node answers.
     NotARequest,
-    /// A code this version does not know (from a newer node).
-    Unknown(u16),
+    /// A refusal this release cannot read: a newer node's code, or the
+    /// words of a node of the first release.
+    Other {
+        /// The code, if the refusal had a trailer.
+        code: Option<u16>,
+        /// What it said.
+        text: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -191,37 +199,33 @@ impl fmt::Display for Refusal {
             Self::Storage => f.write_str("the receiver's storage failed"),
             Self::ShuttingDown => f.write_str("the node is shutting down"),
             Self::NotARequest => f.write_str("not a request"),
-            Self::Unknown(code) => write!(f, "refused (code {code}, from a newer node)"),
+            Self::Other { text, .. } => f.write_str(text),
         }
     }
 }
 
-/// A refusal as it travels: a code and two numbers (only `WrongLength`
-/// uses them), so that unknown codes still decode.
-#[derive(Clone, Copy, Serialize, Deserialize)]
-struct WireRefusal(u16, u64, u64);
+/// What opens the trailer of a refusal on the wire.
+const TRAILER: &str = " [refusal ";
 
-impl From<Refusal> for WireRefusal {
-    fn from(r: Refusal) -> Self {
-        let code = match r {
-            Refusal::NoStream => 1,
-            Refusal::Deleted => 2,
-            Refusal::WrongLength { received, expected } => return Self(3, received, expected),
-            Refusal::WrongHash => 4,
-            Refusal::BadEntry => 5,
-            Refusal::Superseded => 6,
-            Refusal::DiskFull => 7,
-            Refusal::Storage => 8,
-            Refusal::ShuttingDown => 9,
-            Refusal::NotARequest => 10,
-            Refusal::Unknown(code) => code,
-        };
-        Self(code, 0, 0)
+impl Refusal {
+    /// Its code and numbers, `None` for [`Refusal::Other`].
+    fn code(&self) -> Option<(u16, u64, u64)> {
+        Some(match self {
+            Self::NoStream => (1, 0, 0),
+            Self::Deleted => (2, 0, 0),
+            Self::WrongLength { received, expected } => (3, *received, *expected),
+            Self::WrongHash => (4, 0, 0),
+            Self::BadEntry => (5, 0, 0),
+            Self::Superseded => (6, 0, 0),
+            Self::DiskFull => (7, 0, 0),
+            Self::Storage => (8, 0, 0),
+            Self::ShuttingDown => (9, 0, 0),
+            Self::NotARequest => (10, 0, 0),
+            Self::Other { .. } => return None,
+        })
     }
-}
 
-impl From<WireRefusal> for Refusal {
-    fn from(WireRefusal(code, a, b): WireRefusal) -> Self {
+    fn from_code(code: u16, a: u64, b: u64, text: &str) -> Self {
         match code {
             1 => Self::NoStream,
             2 => Self::Deleted,
@@ -236,8 +240,50 @@ impl From<WireRefusal> for Refusal {
             8 => Self::Storage,
             9 => Self::ShuttingDown,
             10 => Self::NotARequest,
-            other => Self::Unknown(other),
+            other => Self::Other {
+                code: Some(other),
+                text: text.to_owned(),
+            },
         }
+    }
+
+    /// The string it travels as.
+    fn to_wire(&self) -> String {
+        match self.code() {
+            Some((code, a, b)) => format!("{self}{TRAILER}{code} {a} {b}]"),
+            None => self.to_string(),
+        }
+    }
+
+    /// Reads a refusal's string: the trailer if it has one, else words.
+    fn from_wire(wire: String) -> Self {
+        let parsed = wire
+            .strip_suffix(']')
+            .and_then(|w| w.rsplit_once(TRAILER))
+            .and_then(|(text, trailer)| {
+                let mut n = trailer.split(' ');
+                let code = n.next()?.parse().ok()?;
+                let (a, b) = (n.next()?.parse().ok()?, n.next()?.parse().ok()?);
+                n.next()
+                    .is_none()
+                    .then(|| Self::from_code(code, a, b, text))
+            });
+        parsed.unwrap_or(Self::Other {
+            code: None,
+            text: wire,
+        })
+    }
+}
+
+impl Serialize for Refusal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_wire())
+    }
+}
+
+impl<'de> Deserialize<'de> for Refusal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from_wire)
     }
 }
 
@@ -247,9 +293,18 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn every_refusal_survives_the_wire_and_unknown_codes_decode() {
-        let all = [
+    /// The first release's `Message::Failed(String)`: same position.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum FirstRelease {
+        Members(Vec<MemberAddr>),
+        Replicate { transfer: u64 },
+        Commit { transfer: u64, entry: CatalogEntry },
+        Committed,
+        Failed(String),
+    }
+
+    fn typed() -> Vec<Refusal> {
+        vec![
             Refusal::NoStream,
             Refusal::Deleted,
             Refusal::WrongLength {
@@ -263,29 +318,65 @@ mod tests {
             Refusal::Storage,
             Refusal::ShuttingDown,
             Refusal::NotARequest,
-            Refusal::Unknown(999),
-        ];
-        for r in all {
-            let bytes = postcard::to_stdvec(&Message::Refused(r)).unwrap();
-            match postcard::from_bytes::<Message>(&bytes).unwrap() {
-                Message::Refused(back) => assert_eq!(back, r),
-                other => panic!("decoded as {}", other.kind()),
-            }
-        }
-        let future = postcard::to_stdvec(&WireRefusal(40_000, 1, 2)).unwrap();
-        assert_eq!(
-            postcard::from_bytes::<Refusal>(&future).unwrap(),
-            Refusal::Unknown(40_000)
-        );
+        ]
     }
 
     #[test]
-    fn old_variants_keep_their_wire_numbers() {
-        // A node of the first release sends `Failed` as variant 4 and
-        // `Superseded` as 17: both must still decode as such.
-        let failed = postcard::to_stdvec(&Message::Failed("x".into())).unwrap();
-        assert_eq!(failed[0], 4);
-        let refused = postcard::to_stdvec(&Message::Refused(Refusal::Deleted)).unwrap();
-        assert_eq!(refused[0], 18);
+    fn every_refusal_survives_the_wire() {
+        for r in typed() {
+            let bytes = postcard::to_stdvec(&Message::Refused(r.clone())).unwrap();
+            assert_eq!(
+                postcard::from_bytes::<Message>(&bytes).unwrap(),
+                Message::Refused(r)
+            );
+        }
+    }
+
+    #[test]
+    fn a_first_release_node_reads_a_refusal_as_its_text() {
+        for r in typed() {
+            let bytes = postcard::to_stdvec(&Message::Refused(r.clone())).unwrap();
+            match postcard::from_bytes::<FirstRelease>(&bytes).unwrap() {
+                FirstRelease::Failed(text) => {
+                    assert!(text.starts_with(&r.to_string()), "{text}");
+                }
+                other => panic!("read as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn words_and_unknown_codes_are_other_refusals_shown_as_they_came() {
+        let old = postcard::to_stdvec(&FirstRelease::Failed("no room [here]".into())).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Message>(&old).unwrap(),
+            Message::Refused(Refusal::Other {
+                code: None,
+                text: "no room [here]".into()
+            })
+        );
+        let newer = Refusal::from_wire("a new reason [refusal 400 1 2]".into());
+        assert_eq!(
+            newer,
+            Refusal::Other {
+                code: Some(400),
+                text: "a new reason".into()
+            }
+        );
+        assert_eq!(newer.to_string(), "a new reason");
+        for odd in [
+            "x [refusal 3 1]",
+            "x [refusal 3 1 2 3]",
+            "x [refusal a 0 0]",
+            "[refusal 1 0 0]",
+        ] {
+            assert!(
+                matches!(
+                    Refusal::from_wire(odd.into()),
+                    Refusal::Other { code: None, .. }
+                ),
+                "{odd}"
+            );
+        }
     }
 }

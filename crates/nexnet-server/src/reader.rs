@@ -3,7 +3,6 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -15,11 +14,10 @@ use crate::{Result, ServerError, node::Node};
 
 /// The plaintext of a file, streamed from its verified local object.
 ///
-/// It knows the file it reads (size, content id), so a caller that needs
-/// them (an HTTP handler's headers, a range to resolve) does not look the
-/// name up again: [`range`](Self::range) narrows it.
+/// It knows the file it reads (size, content id, where its bytes start),
+/// so a caller that needs them (an HTTP handler's headers) does not look
+/// the name up again. It holds the object open, nothing of the node.
 pub struct FileReader {
-    node: Arc<Node>,
     cid: Cid,
     inner: Take<DecryptReader<ObjectReader>>,
     offset: u64,
@@ -32,7 +30,7 @@ impl FileReader {
     /// is here and verified), from byte `offset`. An `offset` at or past
     /// the end of a non-empty file is refused; `len` is cut at the end.
     pub(crate) async fn open(
-        node: Arc<Node>,
+        node: &Node,
         cid: Cid,
         file_len: u64,
         offset: u64,
@@ -49,20 +47,12 @@ impl FileReader {
             .expect_len(file_len)
             .take(len);
         Ok(Self {
-            node,
             cid,
             inner,
             offset,
             len,
             file_len,
         })
-    }
-
-    /// The same file, `len` bytes from byte `offset` (fewer if the file
-    /// ends first). An `offset` at or past the end of a non-empty file is
-    /// [`ServerError::RangeNotSatisfiable`]. Only the range is read.
-    pub async fn range(self, offset: u64, len: u64) -> Result<Self> {
-        Self::open(self.node, self.cid, self.file_len, offset, len).await
     }
 
     /// How many bytes this reader yields: the file's size, or the range's.

@@ -101,11 +101,22 @@ impl FileServer {
     /// is quarantined), otherwise the first copy a peer delivers that
     /// verifies, which is kept here. [`ServerError::NotFound`] if no node
     /// knows the name; a `KeyMismatch` if the file was stored under
-    /// another data key. The reader knows the file's size and content id,
-    /// and [`FileReader::range`] narrows it to a range without another
-    /// lookup.
+    /// another data key. The reader knows the file's size and content id.
     pub async fn get(&self, name: &str) -> Result<FileReader> {
-        self.node.get_file(name, None).await
+        self.node.get_file(name, |_| None).await
+    }
+
+    /// Like [`get`](Self::get), but `range` picks the part to read once the
+    /// file's size is known (and before anything is fetched or verified):
+    /// `None` for the whole file, or `Some((offset, len))` as in
+    /// [`get_range`](Self::get_range). One lookup, where asking
+    /// [`info`](Self::info) first would take two: what an HTTP range needs.
+    pub async fn get_with(
+        &self,
+        name: &str,
+        range: impl FnOnce(u64) -> Option<(u64, u64)>,
+    ) -> Result<FileReader> {
+        self.node.get_file(name, range).await
     }
 
     /// Like [`get`](Self::get), but yields only `len` bytes from byte
@@ -114,7 +125,7 @@ impl FileServer {
     /// `offset` at or past the end of a non-empty file is
     /// [`ServerError::RangeNotSatisfiable`].
     pub async fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<FileReader> {
-        self.node.get_file(name, Some((offset, len))).await
+        self.node.get_file(name, move |_| Some((offset, len))).await
     }
 
     /// Writes `name` to `path` (through a temp file and a rename, so `path`

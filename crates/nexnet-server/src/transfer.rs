@@ -176,7 +176,6 @@ async fn commit_one(
     let answer = match t.peer.request(commit, wait).await {
         Ok(Message::Committed) => Ok(()),
         Ok(Message::Refused(why)) => Err((PeerFailure::Refused(why), None)),
-        Ok(Message::Failed(why)) => Err((PeerFailure::RefusedAsText(why), None)),
         Ok(Message::Superseded(newer))
             if newer.name_id() == entry.name_id()
                 && newer.check().is_ok()

@@ -1,8 +1,9 @@
 //! Files that appear whole or not at all: written to a temp file on the
 //! same file system, flushed, renamed into place, and the rename made
-//! durable by syncing the directory. The store's objects, a node's catalog
-//! records and the files a client downloads all go through here, so the
-//! sequence (and its order, which a crash tests) is written once.
+//! durable by syncing the directory. A node's catalog records and the files
+//! a client downloads go through here, and the store's own commit (which
+//! also counts usage and creates shard directories) syncs directories with
+//! the same [`sync_dir`], so the sequence is written once.
 
 use std::{
     fs::{self, File},
@@ -23,12 +24,17 @@ pub struct AtomicFile {
     temp: TempPath,
     dest: PathBuf,
     fsync: bool,
+    /// Whether a directory that cannot be synced fails the commit.
+    strict: bool,
 }
 
 impl AtomicFile {
     /// A file for `dest`, with its temp file in `dest`'s own directory and
     /// the mode any new file gets (0666 less the umask): it becomes the
-    /// caller's file. Syncs before it renames, unless told otherwise.
+    /// caller's file. Syncs before it renames, unless told otherwise. Once
+    /// renamed the file is whole in place, so a directory that cannot be
+    /// synced (no read permission on it, some network file systems) does
+    /// not fail the commit.
     pub fn beside(dest: impl Into<PathBuf>) -> Result<Self> {
         let dest = dest.into();
         let dir = match dest.parent() {
@@ -39,7 +45,10 @@ impl AtomicFile {
         builder.prefix(".nexnet-");
         #[cfg(unix)]
         builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        Self::create(&builder, &dir, dest)
+        Ok(Self {
+            strict: false,
+            ..Self::create(&builder, &dir, dest)?
+        })
     }
 
     /// A file for `dest` whose temp file is made in `tmp_dir` (on the same
@@ -59,6 +68,7 @@ impl AtomicFile {
             temp,
             dest,
             fsync: true,
+            strict: true,
         })
     }
 
@@ -95,10 +105,17 @@ impl AtomicFile {
         self.temp
             .persist(&self.dest)
             .map_err(|e| StoreError::io("rename into", &self.dest, e.error))?;
-        if self.fsync {
-            sync_parent(&self.dest)?;
+        if !self.fsync {
+            return Ok(());
         }
-        Ok(())
+        match sync_parent(&self.dest) {
+            Err(e) if self.strict => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "the file is in place; its directory could not be synced");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
     }
 }
 
@@ -129,7 +146,11 @@ pub fn remove_file(path: &Path, fsync: bool) -> Result<bool> {
 
 /// Syncs the directory that holds `path`.
 pub fn sync_parent(path: &Path) -> Result<()> {
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        // A bare file name: its directory is the current one.
+        _ => sync_dir(Path::new(".")),
+    }
 }
 
 /// Syncs `dir`, making the renames and removals in it durable.

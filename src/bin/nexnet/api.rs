@@ -289,23 +289,24 @@ async fn get_file(
     FileName(name): FileName,
     request_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    // One lookup: the reader knows the file's size and cid, and a range is
-    // taken from it.
-    let reader = api.server.get(&name).await.map_err(|e| failed(&api, e))?;
+    // One lookup: the range is resolved against the size the node finds,
+    // before it fetches or verifies anything.
     let asked = request_headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
-    let file_len = reader.file_len();
-    let (status, reader) = match range::parse(asked, file_len) {
-        Ranged::Whole => (StatusCode::OK, reader),
+    let mut status = StatusCode::OK;
+    let choose = |file_len| match range::parse(asked, file_len) {
+        Ranged::Whole => None,
         Ranged::Part { offset, len } => {
-            let part = reader.range(offset, len).await;
-            (
-                StatusCode::PARTIAL_CONTENT,
-                part.map_err(|e| failed(&api, e))?,
-            )
+            status = StatusCode::PARTIAL_CONTENT;
+            Some((offset, len))
         }
-        Ranged::Unsatisfiable => {
+        // Past any end: the node refuses it with the file's size.
+        Ranged::Unsatisfiable => Some((u64::MAX, 0)),
+    };
+    let reader = match api.server.get_with(&name, choose).await {
+        Ok(reader) => reader,
+        Err(ServerError::RangeNotSatisfiable { file_len, .. }) => {
             let mut e = failed(
                 &api,
                 ApiError::new(
@@ -320,7 +321,9 @@ async fn get_file(
             }
             return Ok(e);
         }
+        Err(e) => return Err(failed(&api, e)),
     };
+    let file_len = reader.file_len();
     let mut headers = file_headers(reader.cid(), reader.len());
     if status == StatusCode::PARTIAL_CONTENT && !reader.is_empty() {
         let (offset, end) = (reader.offset(), reader.offset() + reader.len() - 1);

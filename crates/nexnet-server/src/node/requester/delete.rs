@@ -77,9 +77,6 @@ impl Node {
                     }
                 }
                 Ok(Message::Refused(why)) => report.pending.push((node, PeerFailure::Refused(why))),
-                Ok(Message::Failed(why)) => {
-                    report.pending.push((node, PeerFailure::RefusedAsText(why)));
-                }
                 Ok(other) => report
                     .pending
                     .push((node, PeerFailure::Unexpected(other.kind()))),

@@ -60,7 +60,6 @@ impl Node {
             }),
             Ok(Message::Missing) => Err(PeerFailure::Missing),
             Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
-            Ok(Message::Failed(why)) => Err(PeerFailure::RefusedAsText(why)),
             Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
             Err(e) => Err(e.into()),
         };

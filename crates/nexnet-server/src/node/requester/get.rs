@@ -2,8 +2,6 @@
 //! sure of here (the local one, or one fetched), then the plaintext
 //! streamed from it.
 
-use std::sync::Arc;
-
 use nexnet_crypto::name_id;
 use tracing::{Instrument, info_span, warn};
 
@@ -13,12 +11,12 @@ use crate::{
 };
 
 impl Node {
-    /// Opens `name` for reading (see [`FileServer::get`](crate::FileServer::get)),
-    /// `len` bytes from `offset` if a range is given.
+    /// Opens `name` for reading (see [`FileServer::get_with`](crate::FileServer::get_with)):
+    /// `range` picks `(offset, len)` from the file's size, or `None` for all.
     pub(crate) async fn get_file(
-        self: &Arc<Self>,
+        &self,
         name: &str,
-        range: Option<(u64, u64)>,
+        range: impl FnOnce(u64) -> Option<(u64, u64)>,
     ) -> Result<FileReader> {
         check_name(name)?;
         let name_id = name_id(name);
@@ -28,7 +26,7 @@ impl Node {
                 .await
                 .ok_or_else(|| ServerError::NotFound { name: name.into() })?;
             let file_len = entry.plain_len;
-            let (offset, len) = range.unwrap_or((0, file_len));
+            let (offset, len) = range(file_len).unwrap_or((0, file_len));
             if offset > file_len || (offset == file_len && file_len > 0) {
                 // Refused before anything is fetched.
                 return Err(ServerError::RangeNotSatisfiable { offset, file_len });
@@ -37,7 +35,7 @@ impl Node {
             if self.catalog.get(&name_id).is_none() {
                 self.catalog.put(entry.clone()).await?;
             }
-            FileReader::open(self.clone(), entry.cid(), file_len, offset, len).await
+            FileReader::open(self, entry.cid(), file_len, offset, len).await
         }
         .instrument(info_span!("get", %name_id))
         .await
