@@ -4,7 +4,7 @@
 //! bytes from [`Pattern`]: deterministic, position-dependent data that is
 //! generated as it is read, so tests over many MiB hold no whole file.
 //!
-//! With the cargo feature `mesh`, [`mesh`] starts in-process meshes of
+//! With the cargo feature `mesh`, the `mesh` module starts in-process meshes of
 //! `nexnet_server::FileServer` nodes on loopback and checks what they store:
 //! the fixture of `nexnet-server`'s tests and of the cluster benches.
 
