@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use nexnet_crypto::{DataKey, secret_file};
 use nexnet_p2p::NodeId;
+use nexnet_store::AtomicFile;
 
 use crate::{Result, ServerError};
 
@@ -80,17 +81,18 @@ pub(crate) fn load_or_create_node_id(path: &Path) -> Result<NodeId> {
         Ok(_) => read(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = NodeId::generate()?;
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .map_err(|e| ServerError::io("create temp file in", dir, e))?;
-            std::io::Write::write_all(&mut tmp, format!("{id}\n").as_bytes())
-                .and_then(|()| tmp.as_file().sync_all())
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let mut file = AtomicFile::in_dir(dir, path)?;
+            std::io::Write::write_all(file.file(), format!("{id}\n").as_bytes())
                 .map_err(|e| ServerError::io("write", path, e))?;
-            match tmp.persist_noclobber(path) {
-                Ok(_) => Ok(id),
+            if file.commit_new()? {
+                Ok(id)
+            } else {
                 // Another process created it first: its id wins.
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read(path),
-                Err(e) => Err(ServerError::io("create", path, e.error)),
+                read(path)
             }
         }
         Err(e) => Err(ServerError::io("stat", path, e)),

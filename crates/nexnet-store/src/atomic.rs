@@ -90,7 +90,18 @@ impl AtomicFile {
     }
 
     /// Makes the file its destination: sync, rename, sync the directory.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.finish(false).map(drop)
+    }
+
+    /// Like [`commit`](Self::commit), but only if nothing is at the
+    /// destination yet. Returns whether it was created: `false` (and the
+    /// temp file removed) when something was there first, which wins.
+    pub fn commit_new(self) -> Result<bool> {
+        self.finish(true)
+    }
+
+    fn finish(mut self, new_only: bool) -> Result<bool> {
         let temp = self.temp.to_path_buf();
         self.file
             .flush()
@@ -102,19 +113,28 @@ impl AtomicFile {
                 }
             })
             .map_err(|e| StoreError::io("write", &temp, e))?;
-        self.temp
-            .persist(&self.dest)
-            .map_err(|e| StoreError::io("rename into", &self.dest, e.error))?;
+        let placed = if new_only {
+            self.temp.persist_noclobber(&self.dest)
+        } else {
+            self.temp.persist(&self.dest)
+        };
+        match placed {
+            Ok(()) => {}
+            Err(e) if new_only && e.error.kind() == io::ErrorKind::AlreadyExists => {
+                return Ok(false);
+            }
+            Err(e) => return Err(StoreError::io("rename into", &self.dest, e.error)),
+        }
         if !self.fsync {
-            return Ok(());
+            return Ok(true);
         }
         match sync_parent(&self.dest) {
             Err(e) if self.strict => Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, "the file is in place; its directory could not be synced");
-                Ok(())
+                Ok(true)
             }
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
         }
     }
 }
@@ -202,6 +222,22 @@ mod tests {
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
         assert!(remove_file(&dest, true).unwrap());
         assert!(!remove_file(&dest, true).unwrap());
+    }
+
+    #[test]
+    fn a_new_only_commit_leaves_what_was_there_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir(&tmp).unwrap();
+        let dest = dir.path().join("id");
+        let mut first = AtomicFile::in_dir(&tmp, &dest).unwrap();
+        first.file().write_all(b"first").unwrap();
+        let mut second = AtomicFile::in_dir(&tmp, &dest).unwrap();
+        second.file().write_all(b"second").unwrap();
+        assert!(first.commit_new().unwrap());
+        assert!(!second.commit_new().unwrap());
+        assert_eq!(fs::read(&dest).unwrap(), b"first");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "temp file left");
     }
 
     #[test]
