@@ -9,9 +9,9 @@ use nexnet_p2p::{Peer, RecvStream};
 use tracing::{Instrument, debug, info_span};
 
 use crate::{
-    CatalogEntry, PeerFailure,
+    CatalogEntry, PeerFailure, ServerError,
     catalog::Put,
-    node::{Node, TransferKey},
+    node::{Node, TransferKey, is_corruption},
     protocol::{Message, Refusal},
     transfer,
 };
@@ -77,7 +77,10 @@ async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> R
     let received = tokio::time::timeout(node.config.stall_timeout, waiting).await;
     node.replicas.forget(&key);
     let writer = match received {
-        Ok(Ok(result)) => result.map_err(|e| refusal_for(&e))?,
+        Ok(Ok(Ok(writer))) => writer,
+        // Keeping the bytes failed here (the disk, say); else the stream did.
+        Ok(Ok(Err(PeerFailure::Local(e)))) => return Err(refusal_for(&e)),
+        Ok(Ok(Err(_))) => return Err(Refusal::NoStream),
         Err(_) | Ok(Err(_)) => return Err(Refusal::NoStream),
     };
     let cid = entry.cid();
@@ -94,11 +97,7 @@ async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> R
         .commit_expecting(cid)
         .await
         .map_err(|e| refusal_for(&e.into()))?;
-    let put = node
-        .catalog
-        .put(entry)
-        .await
-        .map_err(|e| refusal_for(&e.into()))?;
+    let put = node.catalog.put(entry).await.map_err(|e| refusal_for(&e))?;
     if matches!(put, Put::Deleted) || node.catalog.is_deleted(&cid) {
         // The tombstone arrived while we committed: it wins.
         let _ = node.store.delete(&cid).await;
@@ -124,16 +123,11 @@ async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> R
     Ok(())
 }
 
-/// What to tell the sender when keeping its replica failed.
-fn refusal_for(e: &PeerFailure) -> Refusal {
+/// What to tell the sender when keeping its replica failed here.
+fn refusal_for(e: &ServerError) -> Refusal {
     match e {
-        PeerFailure::Local(e) if e.is_disk_full() => Refusal::DiskFull,
-        PeerFailure::Local(e) if is_hash_mismatch(e) => Refusal::WrongHash,
-        PeerFailure::Local(_) => Refusal::Storage,
-        _ => Refusal::NoStream,
+        e if e.is_disk_full() => Refusal::DiskFull,
+        ServerError::Store(s) if is_corruption(s) => Refusal::WrongHash,
+        _ => Refusal::Storage,
     }
-}
-
-fn is_hash_mismatch(e: &crate::ServerError) -> bool {
-    matches!(e, crate::ServerError::Store(s) if crate::node::is_corruption(s))
 }

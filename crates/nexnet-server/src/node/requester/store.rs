@@ -135,9 +135,15 @@ impl Node {
         let previous = tail.previous.clone();
         let cid = entry.cid();
         let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
-        let (commits, reachable) = self.commit_on_holders(tail, &holders).await?;
         let self_holds = holders.contains(&self.id);
-        let (committed, missed) = tally(commits.committed, commits.failures, &holders, self.id);
+        let (commits, reachable) = self.commit_on_holders(tail, &holders, self_holds).await?;
+        let (committed, missed) = tally(
+            commits.committed,
+            commits.failures,
+            &holders,
+            self.id,
+            self_holds,
+        );
         let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
         // The entry goes in even on a non-holder, and even below the
         // quorum: the name now points at the new object (readable where it
@@ -174,6 +180,7 @@ impl Node {
         &self,
         tail: StoreTail,
         holders: &[NodeId],
+        self_holds: bool,
     ) -> Result<(Commits, usize)> {
         let StoreTail {
             local,
@@ -184,7 +191,7 @@ impl Node {
             ..
         } = tail;
         let stall = self.config.stall_timeout;
-        let self_holds = usize::from(holders.contains(&self.id));
+        let self_holds = usize::from(self_holds);
         if everyone_holds {
             // Every node commits (and fsyncs) at the same time.
             let (local, remote) = tokio::join!(local.commit(), fanout.commit(&entry, stall));
@@ -258,8 +265,9 @@ fn tally(
     mut missed: Vec<(NodeId, PeerFailure)>,
     holders: &[NodeId],
     me: NodeId,
+    self_holds: bool,
 ) -> (Vec<NodeId>, Vec<(NodeId, PeerFailure)>) {
-    if holders.contains(&me) {
+    if self_holds {
         committed.insert(0, me);
     }
     committed.retain(|n| holders.contains(n));
