@@ -298,8 +298,8 @@ async fn steps(
         r.print();
     };
 
-    // Store on node 1: encrypted once, written here and streamed to the
-    // other two as it is read.
+    // Store on node 1: encrypted once and cut into chunks, each written
+    // here and sent to the other two as soon as it is read.
     let started = Instant::now();
     let receipt = nodes[0].store(NAME, Pattern::new(SEED, size)).await?;
     let secs = started.elapsed().as_secs_f64();
@@ -314,10 +314,11 @@ async fn steps(
         secs,
         ok: receipt.plain_len == size && receipt.committed.len() == 3 && holding == 3,
         note: format!(
-            "{}/{} holders committed, {} nodes hold it, object {} bytes, cid {}",
+            "{}/{} holders committed, {} nodes hold it, {} chunks, root {} bytes, cid {}",
             receipt.committed.len(),
             receipt.holders.len(),
             holding,
+            receipt.chunks,
             receipt.object_len,
             &receipt.cid.to_string()[..12]
         ),
@@ -337,8 +338,8 @@ async fn steps(
         note: format!("had a copy: {had}, has one now: {still}"),
     });
 
-    // Get on node 1: fetched from node 2 or 3 and verified before the first
-    // byte, then decrypted from the new local copy.
+    // Get on node 1: its chunks fetched from nodes 2 and 3 at once, each
+    // verified before its bytes are released (and kept: node 1 holds them).
     let r = get_and_check(&nodes[0], "get (remote)", 1, expected).await?;
     let fetched = nodes[0].has(NAME).await?;
     row(Row {
@@ -395,7 +396,8 @@ async fn steps(
 }
 
 /// Gets `NAME` on `node`, streams it through the digest and compares it
-/// with the pattern's; the time runs from the call to the last byte.
+/// with the pattern's; the time runs from the call to the last byte, and
+/// the first byte's time is noted.
 async fn get_and_check(
     node: &FileServer,
     step: &'static str,
@@ -403,9 +405,11 @@ async fn get_and_check(
     expected: (u64, u64),
 ) -> Result<Row, Box<dyn Error>> {
     let started = Instant::now();
-    let reader = node.get(NAME).await?;
+    let mut reader = tokio::io::BufReader::new(node.get(NAME).await?);
+    let announced = reader.get_ref().len();
+    // Waits for the first bytes without consuming them.
+    tokio::io::AsyncBufReadExt::fill_buf(&mut reader).await?;
     let opened = started.elapsed().as_secs_f64();
-    let announced = reader.len();
     let got = digest_async_reader(reader).await?;
     let secs = started.elapsed().as_secs_f64();
     let ok = got == expected && announced == expected.0;

@@ -4,33 +4,53 @@
 //!
 //! `crash_loop` runs `NEXNET_CRASH_ROUNDS` rounds (default 50) from a seeded
 //! RNG (`NEXNET_CRASH_SEED` replays a run; the seed is printed). Each round
-//! starts the node, stores a 16–48 MiB file through a hand-written HTTP/1.1
-//! client (a new name or one that replaces a file, sometimes with a smaller
-//! store running beside it) or deletes a file, and kills the node before
-//! the first body byte, at a random byte of the body, at a random moment
-//! between the last byte and the answer (the commit window), or right after
-//! the acknowledgement. A model keeps, for every name, the states it may be
-//! in: one once a store or delete was acknowledged (201 / 200), two while
-//! an unacknowledged operation may or may not have happened, resolved by
-//! what the restarted node shows. After every restart:
+//! starts the node, stores a 16–48 MiB file (16–48 chunks) through a
+//! hand-written HTTP/1.1 client (a new name or one that replaces a file,
+//! sometimes with a smaller store running beside it) or deletes a file, and
+//! kills the node before the first body byte, at a random byte of the body,
+//! at a random moment between the last byte and the answer (the commit
+//! window), or right after the acknowledgement. A model keeps, for every
+//! name, the states it may be in: one once a store or delete was
+//! acknowledged (201 / 200), two while an unacknowledged operation may or
+//! may not have happened, resolved by what the restarted node shows. After
+//! every restart:
 //!
 //! - every acknowledged file is listed with the acknowledged cid and reads
 //!   back byte-identical (a full read whenever its cid changed; otherwise
-//!   its object is re-hashed on disk), deleted files stay deleted (404), a
-//!   store cut off before its last byte is never visible;
+//!   its root and chunks are re-hashed on disk), deleted files stay deleted
+//!   (404), a store cut off before its last byte is never visible;
 //! - every object file in the store sits at its place and hashes to its
-//!   name, every catalog entry points at an object of the right size held
-//!   locally, the store's and the catalog's temp directories were swept,
-//!   nothing was quarantined or set aside as damaged, and an object that no
-//!   entry names appears only after a kill in a commit window;
-//! - at the end, a fresh put/get/rm works, and the stopped node's data
-//!   directory is opened in-process (`FileServer`, then `ObjectStore`):
-//!   the same files, a repair pass with nothing to do, every object verified.
+//!   name; every catalog entry points at a root held locally whose manifest
+//!   parses and gives the listed size, and every chunk it names is held
+//!   locally with its length; the store's and the catalog's temp
+//!   directories were swept, nothing was quarantined or set aside as
+//!   damaged;
+//! - an object no entry names (neither a listed root nor one of its chunks)
+//!   stays until the collector removes it, and new ones appear only after a
+//!   kill that cut a store after its first body byte (mid-body, in the
+//!   commit window, or a side store): never after an acknowledged store, a
+//!   delete, or a store cut before its body;
+//! - the start-up sweep removes objects (of deleted files) only after a
+//!   kill that cut a delete: an unanswered delete, or the removal of the
+//!   version that a store cut in its commit window replaced.
+//!
+//! Now and then, and whenever the unnamed objects pile up, the collector
+//! runs over the stopped node's data directory in-process, with no grace
+//! period (`FileServer::repair`): it removes exactly the unnamed objects
+//! and nothing any file needs, or none at all where its guards say so
+//! (more of them than crash garbage comes to, or no file and no tombstone
+//! beside them). At the end, a fresh put/get/rm works and leaves no object
+//! behind, and the stopped node's data directory is opened in-process the
+//! same way (`FileServer`, then `ObjectStore`): the same files, a repair
+//! pass that collects the unnamed objects (unless a guard applies) and has
+//! nothing else to do, every file read back whole, every object verified
+//! and named by a file.
 //!
 //! `interrupted_delete_is_finished_at_restart` recreates, deterministically,
 //! the state a kill leaves between a delete's tombstone and the removal of
-//! the entry and object, and checks the restarted node does not serve or
-//! list the deleted file, and that a new store under the name works.
+//! the entry, the chunk and the root, and checks the restarted node removes
+//! both objects, does not serve or list the deleted file, and that a new
+//! store under the name works.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -48,8 +68,8 @@ use std::{
 
 use common::*;
 use nexnet::{
-    server::{FileServer, ServerConfig},
-    store::{CidHasher, ObjectStore},
+    server::{FileServer, RepairReport, ServerConfig, manifest},
+    store::{Cid, CidHasher, ObjectStore},
 };
 use nexnet_testkit::{Pattern, digest_async_reader, digest_reader, pattern_digest};
 use serde_json::Value;
@@ -57,6 +77,15 @@ use serde_json::Value;
 /// How long one HTTP exchange may block before the test fails.
 const IO_DEADLINE: Duration = Duration::from_secs(60);
 const MIB: u64 = 1024 * 1024;
+/// The collector's guard: more unnamed objects than this, and more than a
+/// tenth of the store, it keeps (they look like a catalog restored from an
+/// old backup, not like crash garbage).
+const COLLECTOR_TRUSTS: usize = 64;
+/// The loop runs the collector whenever more unnamed objects than this
+/// wait, well below the guard: one round leaves at most a 48 MiB store's
+/// chunks and root and a side store's, so the guard seldom applies and the
+/// collector's removals are checked in most runs.
+const COLLECT_ABOVE: usize = 16;
 
 // ---------------------------------------------------------------------------
 // Randomness: a seeded splitmix64, so a failing run can be replayed
@@ -349,14 +378,47 @@ struct Stats {
     objects_hashed: usize,
     /// Temp files found after a kill, before the restart swept them.
     temp_files_left_by_kills: usize,
-    /// Objects no catalog entry named (garbage of a kill mid-commit), which
-    /// the node removed as it started.
-    orphans_collected: usize,
+    /// Objects no entry names that appeared after a kill (chunks, roots
+    /// and replaced versions of cut stores) ...
+    unnamed_left: usize,
     /// ... by what the kill before them cut short.
-    orphans_after: BTreeMap<String, usize>,
+    unnamed_after: BTreeMap<String, usize>,
+    /// The most of them waiting at once.
+    unnamed_most: usize,
+    /// Collector runs, the objects they removed, and the runs that kept
+    /// them all, by why.
+    collector_runs: usize,
+    collected: usize,
+    collector_kept_all: BTreeMap<&'static str, usize>,
+    /// Objects of deleted files the node removed as it started ...
+    swept_at_start: usize,
+    /// ... by the delete the kill before them cut short.
+    swept_after: BTreeMap<String, usize>,
     /// Empty directories seen in the object tree (distinct).
     empty_dirs: BTreeSet<PathBuf>,
     lost: usize,
+}
+
+/// What a round's kill cut short, for what it may leave in the store.
+#[derive(Debug, Default)]
+struct Cut {
+    /// Stores cut after their first body byte: what they wrote so far (the
+    /// chunks, perhaps the root; or, between the new entry and the old
+    /// version's tombstone, the version replaced) no entry names.
+    stores: Vec<&'static str>,
+    /// Deletes cut after their tombstone (an unanswered delete, or the
+    /// removal of the version a store cut in its commit window replaced):
+    /// what is left of the file, the next start removes.
+    deletes: Vec<&'static str>,
+}
+
+/// What `list` names, for messages and the stats.
+fn describe(list: &[&str]) -> String {
+    if list.is_empty() {
+        "nothing".into()
+    } else {
+        list.join(" and ")
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -473,16 +535,12 @@ fn listing(api: SocketAddr) -> BTreeMap<String, (String, u64, bool)> {
         .collect()
 }
 
-/// How many objects without an entry the node removed as it started, from
-/// its log lines `removed objects no file names ... removed=N` (orphans)
-/// and `removed objects of deleted files ... removed=N`.
-fn orphans_collected_at_start(node: &Node) -> usize {
+/// How many objects of deleted files the node removed as it started, from
+/// its log line `removed objects of deleted files ... removed=N`.
+fn deleted_objects_swept_at_start(node: &Node) -> usize {
     let log = fs::read_to_string(&node.log).unwrap_or_default();
     log.lines()
-        .filter(|l| {
-            l.contains("removed objects no file names")
-                || l.contains("removed objects of deleted files")
-        })
+        .filter(|l| l.contains("removed objects of deleted files"))
         .filter_map(|l| {
             l.split(" removed=")
                 .nth(1)?
@@ -494,16 +552,87 @@ fn orphans_collected_at_start(node: &Node) -> usize {
         .sum()
 }
 
+/// Where the node keeps object `cid` (see `walk_objects`).
+fn object_path(store: &Path, cid: &str) -> PathBuf {
+    store
+        .join("objects")
+        .join(&cid[..5])
+        .join(&cid[5..10])
+        .join(cid)
+}
+
+/// Checks that `name`'s entry (`cid`, `size`, `local` as listed) points at
+/// a root held here whose manifest parses and gives `size`, and that every
+/// chunk it names is held here with its length. Returns the chunks' cids.
+fn check_entry(
+    store: &Path,
+    objects: &BTreeMap<String, u64>,
+    name: &str,
+    (cid, size, local): (&str, u64, bool),
+) -> Vec<String> {
+    assert!(
+        local && objects.contains_key(cid),
+        "the entry of {name:?} points at {cid}, which is not held locally \
+         (listed as local: {local})"
+    );
+    let bytes = fs::read(object_path(store, cid)).unwrap();
+    let node = manifest::Node::parse(cid.parse::<Cid>().unwrap(), &bytes)
+        .unwrap_or_else(|e| panic!("the root {cid} of {name:?} does not parse: {e}"));
+    let root = node
+        .root
+        .unwrap_or_else(|| panic!("{cid}, the entry of {name:?}, is not a manifest root"));
+    assert_eq!(
+        root.plain_len, size,
+        "the root of {name:?} ({cid}) gives another length than the listing"
+    );
+    // The node runs with the default: every file here is many chunks.
+    assert_eq!(
+        root.chunk_size,
+        manifest::DEFAULT_CHUNK_SIZE,
+        "the chunk size of {name:?}"
+    );
+    let chunk = u64::from(root.chunk_size);
+    let count = size.div_ceil(chunk);
+    // Up to 16,384 chunks (every file here) a root lists the chunks itself.
+    assert_eq!(
+        (node.depth, root.chunk_count, node.ids.len() as u64),
+        (0, count, count),
+        "the manifest of {name:?} ({size} bytes): depth, chunk count, ids"
+    );
+    (0..count)
+        .zip(&node.ids)
+        .map(|(i, id)| {
+            let id = id.to_hex();
+            let len = (size - i * chunk).min(chunk);
+            assert_eq!(
+                objects.get(&id),
+                Some(&len),
+                "chunk {i} of {name:?} ({id}) is not held locally with its {len} bytes"
+            );
+            id
+        })
+        .collect()
+}
+
+/// What a restarted node holds, as `check_node` found it.
+struct Seen {
+    /// Files listed.
+    files: usize,
+    /// The listed files' roots and chunks.
+    named: BTreeSet<String>,
+    /// Every other object.
+    unnamed: BTreeSet<String>,
+}
+
 /// Checks a freshly restarted node against the model (see the file's
-/// docs) and resolves what unacknowledged operations came to. Returns the
-/// objects no entry names.
+/// docs) and resolves what unacknowledged operations came to.
 fn check_node(
     node: &Node,
     model: &mut Model,
     stats: &mut Stats,
     hashed: &mut HashSet<FileKey>,
     read_everything: bool,
-) -> BTreeSet<String> {
+) -> Seen {
     let data = &node.data;
     // The temp files of interrupted writes were swept at start.
     for dir in ["store/tmp", "catalog/tmp"] {
@@ -514,8 +643,10 @@ fn check_node(
         let there = entries_in(&data.join(dir));
         assert!(there.is_empty(), "nothing should be in {dir}: {there:?}");
     }
-    let objects = walk_objects(&data.join("store"), hashed, stats);
+    let store = data.join("store");
+    let objects = walk_objects(&store, hashed, stats);
     let listed = listing(node.api);
+    let mut named = BTreeSet::new();
 
     for (name, (cid, size, local)) in &listed {
         let states = model
@@ -523,12 +654,8 @@ fn check_node(
             .get(name)
             .cloned()
             .unwrap_or_else(|| panic!("{name:?} is listed but was never stored"));
-        assert!(
-            *local && objects.get(cid) == Some(&(size + 32)),
-            "the entry of {name:?} points at {cid}, which is not a whole local object \
-             (on disk: {:?} bytes, {size} + 32 expected)",
-            objects.get(cid)
-        );
+        named.extend(check_entry(&store, &objects, name, (cid, *size, *local)));
+        named.insert(cid.clone());
         if let Some(acked) = model.acked_cid.remove(name) {
             assert_eq!(
                 cid, &acked,
@@ -540,8 +667,8 @@ fn check_node(
             stats.acked_files_checked += 1;
         }
         if known && !read_everything && model.read_back.get(name) == Some(cid) {
-            // Read back whole under this cid before, and the object still
-            // hashes to it: the same bytes.
+            // Read back whole under this cid before, and the root and every
+            // chunk it names still hash to their names: the same bytes.
             continue;
         }
         let (status, got) = get_digest(node.api, name);
@@ -597,12 +724,141 @@ fn check_node(
         model.acked_cid.remove(&name);
     }
 
-    let named: BTreeSet<&String> = listed.values().map(|(cid, _, _)| cid).collect();
-    objects
-        .keys()
+    let unnamed = objects
+        .into_keys()
         .filter(|cid| !named.contains(cid))
-        .cloned()
-        .collect()
+        .collect();
+    Seen {
+        files: listed.len(),
+        named,
+        unnamed,
+    }
+}
+
+/// Checks what a restart found against what the last round's kill `cut`:
+/// the objects of deleted files it `swept`, and `now`, the objects no entry
+/// names, against those that waited before (`unnamed`, which it updates).
+fn check_leftovers(
+    when: &str,
+    cut: &Cut,
+    swept: usize,
+    unnamed: &mut BTreeSet<String>,
+    now: &BTreeSet<String>,
+    stats: &mut Stats,
+) {
+    assert!(
+        swept == 0 || !cut.deletes.is_empty(),
+        "{when}: {swept} objects of deleted files were removed at start, though the last \
+         kill cut no delete (it cut {})",
+        describe(&cut.stores)
+    );
+    if swept > 0 {
+        stats.swept_at_start += swept;
+        *stats.swept_after.entry(describe(&cut.deletes)).or_default() += swept;
+    }
+    // Only the collector removes them, and the node's waits out a grace
+    // period longer than this test.
+    let gone: Vec<&String> = unnamed.difference(now).collect();
+    assert!(
+        gone.is_empty(),
+        "{when}: objects no entry names went without a collector run: {gone:?}"
+    );
+    let new: Vec<&String> = now.difference(unnamed).collect();
+    assert!(
+        new.is_empty() || !cut.stores.is_empty(),
+        "{when}: {} objects no entry names appeared, though the last kill cut no store \
+         (it cut {}): {new:?}",
+        new.len(),
+        describe(&cut.deletes)
+    );
+    if !new.is_empty() {
+        stats.unnamed_left += new.len();
+        *stats
+            .unnamed_after
+            .entry(describe(&cut.stores))
+            .or_default() += new.len();
+    }
+    stats.unnamed_most = stats.unnamed_most.max(now.len());
+    unnamed.clone_from(now);
+}
+
+/// Why the collector, on the stopped single node at `data` holding `files`
+/// files, would keep all of `unnamed` objects out of `total`, if it would.
+fn collector_keeps_all(
+    data: &Path,
+    files: usize,
+    unnamed: usize,
+    total: usize,
+) -> Option<&'static str> {
+    if unnamed > COLLECTOR_TRUSTS && unnamed > total / 10 {
+        return Some("more unnamed objects than its guard trusts to be crash garbage");
+    }
+    // No member, no entry, no tombstone: a catalog lost beside its store
+    // looks just the same.
+    if files == 0 && entries_in(&data.join("catalog/tombstones")).is_empty() {
+        return Some("an empty catalog beside a store");
+    }
+    None
+}
+
+/// Opens the stopped node's data directory in-process with no grace period
+/// (every unnamed object is old enough) and runs a full repair pass.
+fn repair_in_process(data: &Path) -> RepairReport {
+    block_on(async {
+        let server = FileServer::open(
+            ServerConfig::new(data)
+                .repair_interval(None)
+                .gc_grace(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+        let report = server.repair().await;
+        server.shutdown().await;
+        report
+    })
+}
+
+/// Runs the collector over the stopped node's data directory, holding
+/// `seen.files` files, and checks it removed exactly the objects no entry
+/// names (or, where one of its guards applies, none) and nothing else.
+fn collect_stopped(
+    data: &Path,
+    seen: &Seen,
+    unnamed: &mut BTreeSet<String>,
+    hashed: &mut HashSet<FileKey>,
+    stats: &mut Stats,
+) {
+    let total = seen.named.len() + unnamed.len();
+    let refused = collector_keeps_all(data, seen.files, unnamed.len(), total);
+    let to_collect = if refused.is_some() { 0 } else { unnamed.len() };
+    let report = repair_in_process(data);
+    assert_eq!(
+        (
+            report.checked,
+            report.quarantined,
+            report.fetched,
+            report.problems,
+            report.collected
+        ),
+        (seen.files, 0, 0, 0, to_collect),
+        "a repair pass over {} unnamed objects (kept: {refused:?}): {report:?}",
+        unnamed.len()
+    );
+    stats.collector_runs += 1;
+    stats.collected += report.collected;
+    if let Some(why) = refused {
+        *stats.collector_kept_all.entry(why).or_default() += 1;
+    } else {
+        unnamed.clear();
+    }
+    let left: BTreeSet<String> = walk_objects(&data.join("store"), hashed, stats)
+        .into_keys()
+        .collect();
+    let expected: BTreeSet<String> = seen.named.union(unnamed).cloned().collect();
+    assert_eq!(
+        left, expected,
+        "the objects after a collector run (kept: {refused:?})"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -772,33 +1028,40 @@ fn crash_loop() {
     // How long a store takes from its last byte to its answer; kills in
     // the commit window are drawn from 0 to 1.5 times this.
     let mut commit_time = Duration::from_millis(60);
-    // What in the last round the kill could have cut between an object's
-    // commit and its catalog entry, or between a delete's steps (empty:
-    // nothing).
-    let mut commit_window = String::new();
+    // What the last round's kill cut short.
+    let mut cut = Cut::default();
+    // The objects no entry names, from one restart to the next: only the
+    // collector may remove them.
+    let mut unnamed = BTreeSet::new();
 
     for round in 0..rounds {
         stats.rounds += 1;
         let mut node = serve(&data);
-        let unnamed = check_node(&node, &mut model, &mut stats, &mut hashed, false);
-        assert!(
-            unnamed.is_empty(),
-            "round {round}: objects no entry names survived the restart: {unnamed:?}"
-        );
-        let collected = orphans_collected_at_start(&node);
-        assert!(
-            collected == 0 || !commit_window.is_empty(),
-            "round {round}: {collected} objects without an entry were found at start, \
-             though the last kill was not in a commit window"
-        );
-        if collected > 0 {
-            stats.orphans_collected += collected;
-            *stats
-                .orphans_after
-                .entry(std::mem::take(&mut commit_window))
-                .or_default() += collected;
+        let seen = check_node(&node, &mut model, &mut stats, &mut hashed, false);
+        let swept = deleted_objects_swept_at_start(&node);
+        let when = format!("round {round}");
+        check_leftovers(&when, &cut, swept, &mut unnamed, &seen.unnamed, &mut stats);
+
+        // The collector, over what the kills left, before its guard would
+        // keep them all. Drawn every round, so the choices that follow do
+        // not depend on what the kills left.
+        let now_and_then = rng.percent(25);
+        if !unnamed.is_empty() && (unnamed.len() > COLLECT_ABOVE || now_and_then) {
+            eprintln!(
+                "round {round}: collector over {} unnamed objects",
+                unnamed.len()
+            );
+            kill(&mut node);
+            collect_stopped(&data, &seen, &mut unnamed, &mut hashed, &mut stats);
+            node = serve(&data);
+            let swept = deleted_objects_swept_at_start(&node);
+            assert_eq!(
+                swept, 0,
+                "{when}: objects of deleted files swept at the start after a collector run"
+            );
         }
 
+        cut = Cut::default();
         // A side store runs beside the main operation now and then.
         let side = rng.percent(25).then(|| {
             let name = format!("crash/side-{}", rng.range(0, 3));
@@ -813,7 +1076,7 @@ fn crash_loop() {
 
         let live = model.live();
         let big_live: Vec<&String> = live.iter().filter(|n| n.starts_with("crash/big")).collect();
-        let op = if !big_live.is_empty() && rng.percent(15) {
+        if !big_live.is_empty() && rng.percent(15) {
             let name = big_live[rng.range(0, big_live.len() as u64 - 1) as usize].clone();
             let when = if rng.percent(30) {
                 DeleteKill::AfterAck
@@ -824,14 +1087,12 @@ fn crash_loop() {
             let outcome = delete_then_kill(&mut node, &name, when);
             match &outcome {
                 Outcome::Acked(_) => stats.acked_deletes += 1,
-                Outcome::Unknown => stats.kills_during_delete += 1,
+                Outcome::Unknown => {
+                    stats.kills_during_delete += 1;
+                    cut.deletes.push("an unanswered delete");
+                }
             }
             model.deleted(&name, &outcome);
-            if matches!(outcome, Outcome::Unknown) {
-                "an unanswered delete"
-            } else {
-                ""
-            }
         } else {
             // Replace a file (always once five are live), or a new name.
             let name = if !big_live.is_empty() && (big_live.len() >= 5 || rng.percent(50)) {
@@ -840,6 +1101,7 @@ fn crash_loop() {
                 next_name += 1;
                 format!("crash/big-{next_name}")
             };
+            let replaces = model.current(&name).iter().any(Option::is_some);
             let c = Content {
                 seed: rng.next(),
                 len: rng.range(16 * MIB, 48 * MIB),
@@ -861,31 +1123,37 @@ fn crash_loop() {
             if let Some(took) = took {
                 commit_time = took;
             }
-            match (when, &outcome) {
-                (StoreKill::BeforeBody, _) => stats.kills_before_body += 1,
-                (StoreKill::MidBody(_), _) => stats.kills_mid_body += 1,
-                (StoreKill::AfterLastByte(_), o) => {
+            let unanswered = matches!(outcome, Outcome::Unknown);
+            match when {
+                // No body byte: nothing to write.
+                StoreKill::BeforeBody => stats.kills_before_body += 1,
+                StoreKill::MidBody(_) => {
+                    stats.kills_mid_body += 1;
+                    cut.stores.push("a store cut mid-body");
+                }
+                StoreKill::AfterLastByte(_) => {
                     stats.kills_after_last_byte += 1;
-                    if matches!(o, Outcome::Acked(_)) {
+                    if unanswered {
+                        cut.stores.push("a store cut after its last byte");
+                        if replaces {
+                            cut.deletes
+                                .push("the removal of the version a store cut after its last byte replaced");
+                        }
+                    } else {
                         stats.answered_before_kill += 1;
                     }
                 }
-                (StoreKill::AfterAck, _) => stats.kills_after_ack += 1,
+                StoreKill::AfterAck => stats.kills_after_ack += 1,
             }
-            if matches!(outcome, Outcome::Acked(_)) {
+            if !unanswered {
                 stats.acked_stores += 1;
             }
             model.stored(&name, c, &outcome, complete);
-            if complete && matches!(outcome, Outcome::Unknown) {
-                "a store cut after its last byte"
-            } else {
-                ""
-            }
-        };
-        commit_window = op.to_string();
+        }
 
         if let Some((name, c, handle)) = side {
             stats.side_stores += 1;
+            let replaces = model.current(&name).iter().any(Option::is_some);
             let outcome = handle.join().unwrap();
             eprintln!(
                 "round {round}: side store {name:?} ({} bytes): {outcome:?}",
@@ -895,10 +1163,11 @@ fn crash_loop() {
                 stats.acked_stores += 1;
             } else {
                 // It may have been anywhere, its commit included.
-                if !commit_window.is_empty() {
-                    commit_window += " and ";
+                cut.stores.push("an unanswered side store");
+                if replaces {
+                    cut.deletes
+                        .push("the removal of the version an unanswered side store replaced");
                 }
-                commit_window += "an unanswered side store";
             }
             model.stored(&name, c, &outcome, true);
         }
@@ -907,20 +1176,16 @@ fn crash_loop() {
 
     // The last restart: everything read back whole, and the node works.
     let node = serve(&data);
-    let unnamed = check_node(&node, &mut model, &mut stats, &mut hashed, true);
-    assert!(
-        unnamed.is_empty(),
-        "objects no entry names survived the last restart: {unnamed:?}"
+    let seen = check_node(&node, &mut model, &mut stats, &mut hashed, true);
+    let swept = deleted_objects_swept_at_start(&node);
+    check_leftovers(
+        "the last restart",
+        &cut,
+        swept,
+        &mut unnamed,
+        &seen.unnamed,
+        &mut stats,
     );
-    let collected = orphans_collected_at_start(&node);
-    assert!(
-        collected == 0 || !commit_window.is_empty(),
-        "objects without an entry were found after a kill outside a commit window"
-    );
-    if collected > 0 {
-        stats.orphans_collected += collected;
-        *stats.orphans_after.entry(commit_window).or_default() += collected;
-    }
     let fresh = root.path().join("fresh.bin");
     write_pattern(&fresh, 7, 3 * MIB + 5);
     node.run(&["put", path_str(&fresh), "--name", "crash/fresh"])
@@ -931,6 +1196,12 @@ fn crash_loop() {
     node.run(&["rm", "crash/fresh"]).ok();
     assert_eq!(get_digest(node.api, "crash/fresh").0, 404);
     drop(node);
+    // An acknowledged store and delete leave nothing behind.
+    let left: BTreeSet<String> = walk_objects(&data.join("store"), &mut hashed, &mut stats)
+        .into_keys()
+        .collect();
+    let held: BTreeSet<String> = seen.named.union(&unnamed).cloned().collect();
+    assert_eq!(left, held, "the objects after a fresh put and rm");
 
     // The stopped node's data directory, opened in-process.
     let live: BTreeMap<String, Content> = model
@@ -938,10 +1209,18 @@ fn crash_loop() {
         .iter()
         .filter_map(|(n, s)| Some((n.clone(), (*s.first()?)?)))
         .collect();
-    let objects_verified = block_on(async {
-        let server = FileServer::open(ServerConfig::new(&data).repair_interval(None))
-            .await
-            .unwrap();
+    // Past one of its guards the collector keeps every unnamed object, by
+    // design: then it must remove none, and they are all still there after.
+    let refused = collector_keeps_all(&data, live.len(), unnamed.len(), held.len());
+    let to_collect = if refused.is_some() { 0 } else { unnamed.len() };
+    let verified: BTreeSet<String> = block_on(async {
+        let server = FileServer::open(
+            ServerConfig::new(&data)
+                .repair_interval(None)
+                .gc_grace(Duration::ZERO),
+        )
+        .await
+        .unwrap();
         let files = server.list().await.unwrap();
         let names: BTreeMap<String, u64> = files
             .iter()
@@ -950,43 +1229,54 @@ fn crash_loop() {
         let expected: BTreeMap<String, u64> =
             live.iter().map(|(n, c)| (n.clone(), c.len)).collect();
         assert_eq!(names, expected, "the catalog opened in-process");
-        for (name, c) in &live {
-            let reader = server.get(name).await.unwrap();
-            let got = digest_async_reader(reader).await.unwrap();
-            assert_eq!(got, model.digest(*c), "{name:?} read in-process");
-        }
-        // Nothing to repair: deleted objects whose delete was cut off were
-        // removed as the node started.
+        // Nothing to repair (deleted files' objects whose delete was cut
+        // off were removed as the node started); only the unnamed objects
+        // to collect.
         let report = server.repair().await;
         assert_eq!(
             (
                 report.checked,
                 report.quarantined,
                 report.fetched,
-                report.problems
+                report.problems,
+                report.collected
             ),
-            (live.len(), 0, 0, 0),
-            "a repair pass over the restarted node: {report:?}"
+            (live.len(), 0, 0, 0, to_collect),
+            "a repair pass over the restarted node, {} unnamed objects of {} \
+             (kept: {refused:?}): {report:?}",
+            unnamed.len(),
+            held.len()
         );
+        for (name, c) in &live {
+            let reader = server.get(name).await.unwrap();
+            let got = digest_async_reader(reader).await.unwrap();
+            assert_eq!(got, model.digest(*c), "{name:?} read in-process");
+        }
         server.shutdown().await;
         drop(server);
 
         let store = ObjectStore::open(data.join("store")).await.unwrap();
-        let mut cids = Vec::new();
+        let mut cids = BTreeSet::new();
         let mut list = store.list();
         while let Some(cid) = futures::StreamExt::next(&mut list).await {
-            cids.push(cid.unwrap());
+            let cid = cid.unwrap();
+            store.verify(&cid).await.unwrap();
+            cids.insert(cid.to_hex());
         }
-        for cid in &cids {
-            store.verify(cid).await.unwrap();
-        }
-        assert_eq!(
-            cids.len(),
-            live.len(),
-            "objects in the store after the repair pass"
-        );
-        cids.len()
+        cids
     });
+    stats.collector_runs += 1;
+    stats.collected += to_collect;
+    if let Some(why) = refused {
+        *stats.collector_kept_all.entry(why).or_default() += 1;
+    } else {
+        unnamed.clear();
+    }
+    let expected: BTreeSet<String> = seen.named.union(&unnamed).cloned().collect();
+    assert_eq!(
+        verified, expected,
+        "objects in the store after the repair pass (kept: {refused:?})"
+    );
 
     assert_eq!(stats.lost, 0);
     println!(
@@ -995,8 +1285,10 @@ fn crash_loop() {
          {} during a delete, {} after an acknowledged delete); {} side stores; \
          {} stores and {} deletes acknowledged; unacknowledged operations: {} happened, \
          {} did not; {} acknowledged-file checks, {} full reads; {} object files hashed, \
-         {objects_verified} objects verified in-process at the end; {} temp files left by kills \
-         (all swept at restart); {} objects without an entry removed at restarts, after: {:?}; \
+         {} objects verified in-process at the end; {} temp files left by kills \
+         (all swept at restart); {} objects no entry names left by kills (at most {} at once), \
+         after: {:?}; {} collector runs removed {} (runs that kept them all, by why: {:?}); \
+         {} objects of deleted files removed at restarts, after: {:?}; \
          {} empty directories seen; lost: {}; \
          took {:.1?}",
         stats.rounds,
@@ -1015,9 +1307,16 @@ fn crash_loop() {
         stats.acked_files_checked,
         stats.full_reads,
         stats.objects_hashed,
+        verified.len(),
         stats.temp_files_left_by_kills,
-        stats.orphans_collected,
-        stats.orphans_after,
+        stats.unnamed_left,
+        stats.unnamed_most,
+        stats.unnamed_after,
+        stats.collector_runs,
+        stats.collected,
+        stats.collector_kept_all,
+        stats.swept_at_start,
+        stats.swept_after,
         stats.empty_dirs.len(),
         stats.lost,
         started.elapsed(),
@@ -1059,32 +1358,47 @@ fn interrupted_delete_is_finished_at_restart() {
     write_pattern(&file, 3, 100_000);
     node.run(&["put", path_str(&file)]).ok();
 
-    // What a delete removes after writing its tombstone: the entry and the
-    // object. Keep copies, delete, and put them back while the node is
-    // down: the state of a kill right after the tombstone was written.
+    // What a delete removes after writing its tombstone: the entry, the
+    // chunk and the root. Keep copies, delete, and put them back while the
+    // node is down: the state of a kill right after the tombstone was
+    // written.
     let entry = only_file(&data.join("catalog/entries"));
-    let object = object_files(&data).pop().unwrap();
+    let objects: Vec<(PathBuf, Vec<u8>)> = object_files(&data)
+        .into_iter()
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    let paths: Vec<&PathBuf> = objects.iter().map(|(p, _)| p).collect();
+    assert_eq!(paths.len(), 2, "a root and one chunk: {paths:?}");
     let saved_entry = fs::read(&entry).unwrap();
-    let saved_object = fs::read(&object).unwrap();
     node.run(&["rm", "victim"]).ok();
     kill(&mut node);
     assert!(!entries_in(&data.join("catalog/tombstones")).is_empty());
+    assert!(object_files(&data).is_empty(), "{:?}", object_files(&data));
     fs::write(&entry, saved_entry).unwrap();
-    fs::create_dir_all(object.parent().unwrap()).unwrap();
-    fs::write(&object, saved_object).unwrap();
+    for (path, bytes) in &objects {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
 
-    // The deleted file stays deleted: not listed, not served.
+    // The start finishes the delete: the root is tombstoned, and its
+    // manifest names the chunk.
     let node = serve(&data);
+    assert_eq!(
+        deleted_objects_swept_at_start(&node),
+        2,
+        "objects of the deleted file removed at start"
+    );
+    assert!(object_files(&data).is_empty(), "{:?}", object_files(&data));
+    // The deleted file stays deleted: not listed, not served.
     let listed = listing(node.api);
     assert!(
         !listed.contains_key("victim"),
         "a file whose delete wrote its tombstone is listed again: {listed:?}"
     );
     assert_eq!(get_digest(node.api, "victim").0, 404);
-    // Every entry left points at a whole local object.
-    for (name, (_, _, local)) in &listed {
-        assert!(local, "{name:?} has no object");
-    }
 
     // The name can be used again, and deleted again.
     write_pattern(&file, 4, 200_000);
@@ -1096,17 +1410,14 @@ fn interrupted_delete_is_finished_at_restart() {
     assert_eq!(get_digest(node.api, "victim").0, 404);
     drop(node);
 
-    // The object the cut-off delete left was removed as the node started
-    // (no entry names it); a repair pass finds nothing left to do.
+    // The second delete left nothing either; a repair pass (collector
+    // included, with no grace period) finds nothing left to do.
     assert!(object_files(&data).is_empty(), "{:?}", object_files(&data));
-    let report = block_on(async {
-        let server = FileServer::open(ServerConfig::new(&data).repair_interval(None))
-            .await
-            .unwrap();
-        let report = server.repair().await;
-        server.shutdown().await;
-        report
-    });
-    assert_eq!((report.checked, report.problems), (0, 0), "{report:?}");
+    let report = repair_in_process(&data);
+    assert_eq!(
+        (report.checked, report.problems, report.collected),
+        (0, 0, 0),
+        "{report:?}"
+    );
     assert!(object_files(&data).is_empty(), "{:?}", object_files(&data));
 }

@@ -163,8 +163,9 @@ fn http_put(node: &Node, name: &str, len: u64) -> (u16, Value) {
     })
 }
 
-/// After a failed store: no temp file left, the file system back to
-/// `used_before`, the same objects as `objects_before`.
+/// After a failed store on the node whose disk filled: no temp file left,
+/// the file system back to `used_before`, the same objects as
+/// `objects_before` (the chunks it had written are removed again).
 fn assert_nothing_left(
     disk: &Tmpfs,
     store: &Path,
@@ -203,7 +204,8 @@ fn a_full_disk_fails_the_store_cleanly() {
     }
     let used_before = disk.used();
     let objects_before = objects(&store);
-    assert_eq!(objects_before.len(), 3);
+    // Roots and chunks: 1 + 1, 1 + 6, 1 + 1.
+    assert_eq!(objects_before.len(), 11);
 
     // Through the CLI: exit 1, one line naming the node and the cause.
     let out = put(&node, root.path(), "too-big", 14, TOO_BIG);
@@ -278,9 +280,9 @@ fn a_replica_with_a_full_disk_misses_the_store() {
     let full = &nodes[2];
 
     put(&nodes[0], root.path(), "before", 21, 2 * MIB).ok();
-    let used_before = disk.used();
     let objects_before = objects(&full_store);
-    assert_eq!(objects_before.len(), 1);
+    // The root and two chunks.
+    assert_eq!(objects_before.len(), 3);
 
     let out = put(&nodes[0], root.path(), "too-big", 22, TOO_BIG);
     let line = out.fails(1);
@@ -296,7 +298,13 @@ fn a_replica_with_a_full_disk_misses_the_store() {
         line.contains("disk is full"),
         "the error should say why node {short}… missed it: {line}"
     );
-    assert_nothing_left(&disk, &full_store, used_before, &objects_before);
+    // The full replica kept the chunks that fit (they belong to the file,
+    // which the store recorded) and nothing half written.
+    eventually("the full replica's writes to end", || {
+        files_in(&full_store.join("tmp")).is_empty().then_some(())
+    });
+    assert!(files_in(&full_store.join("quarantine")).is_empty());
+    assert!(objects(&full_store).is_superset(&objects_before));
 
     // The two holders with room committed it (a quorum error keeps what
     // committed), and every node serves it and the earlier file.
@@ -314,7 +322,11 @@ fn a_replica_with_a_full_disk_misses_the_store() {
         assert_eq!(too_big["local"], true, "{too_big}");
         assert_reads(node, root.path(), "too-big", 22, TOO_BIG);
     }
-    // A store that fits reaches all three.
+    // The full replica holds the chunks of too-big that fit: once the file
+    // is deleted, its disk has room again, and a store that fits reaches
+    // all three.
+    nodes[0].run(&["rm", "too-big"]).ok();
+    assert_eq!(objects(&full_store), objects_before);
     let receipt = {
         let file = root.path().join("fits.src");
         write_pattern(&file, 23, 4 * MIB);

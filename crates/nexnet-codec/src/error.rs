@@ -54,7 +54,7 @@ pub enum CodecError {
     },
 
     /// The peer speaks a protocol version we do not.
-    #[error("unsupported protocol version {found} (this build speaks {supported})")]
+    #[error("unsupported protocol version {found} (this build speaks {supported}; {})", if .found < .supported { "the peer must be upgraded" } else { "upgrade this node" })]
     UnsupportedVersion {
         /// The version the peer announced.
         found: u16,

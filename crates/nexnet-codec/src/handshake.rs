@@ -15,8 +15,9 @@ use crate::{CodecError, Result};
 /// The first bytes of every nexnet connection.
 pub const MAGIC: [u8; 4] = *b"NXNT";
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2 made files chunks
+/// listed by manifests; a node of version 1 cannot take part.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The most a handshake message body may hold.
 pub const MAX_HANDSHAKE_BODY: usize = 1024;
@@ -189,11 +190,19 @@ mod tests {
             HandshakeCodec.decode(&mut buf),
             Err(CodecError::UnsupportedVersion {
                 found: 99,
-                supported: 1
+                supported: PROTOCOL_VERSION
             })
         ));
+        // A node of the first release is told to upgrade.
+        wire[5] = 1;
+        let mut buf = BytesMut::from(&wire[..]);
+        let old = HandshakeCodec.decode(&mut buf).unwrap_err();
+        assert!(
+            old.to_string().contains("the peer must be upgraded"),
+            "{old}"
+        );
 
-        let mut buf = BytesMut::from(&b"NXNT\x00\x01\xff\xff"[..]);
+        let mut buf = BytesMut::from(&b"NXNT\x00\x02\xff\xff"[..]);
         assert!(matches!(
             HandshakeCodec.decode(&mut buf),
             Err(CodecError::FrameTooLarge { .. })

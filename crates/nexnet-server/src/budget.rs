@@ -27,14 +27,45 @@ const SERVED_LOG: usize = 4096;
 /// Tombstones received in messages and not applied yet, at most.
 pub(crate) const MAX_QUEUED_TOMBSTONES: usize = 64 * 1024;
 
-#[derive(Default)]
+/// Bytes of chunks received into memory at once, across every peer (in
+/// units of [`CHUNK_UNIT`]): 64 MiB, four chunks of the largest size.
+const CHUNK_BUFFER_UNITS: usize = 1024;
+const CHUNK_UNIT: u64 = 64 * 1024;
+
 pub(crate) struct Budget {
     serving: Mutex<HashMap<NodeId, Arc<Semaphore>>>,
     served: Mutex<VecDeque<(NodeId, Cid)>>,
     tombstones: AtomicUsize,
+    chunk_buffers: Arc<Semaphore>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            serving: Mutex::default(),
+            served: Mutex::default(),
+            tombstones: AtomicUsize::default(),
+            chunk_buffers: Arc::new(Semaphore::new(CHUNK_BUFFER_UNITS)),
+        }
+    }
 }
 
 impl Budget {
+    /// Room to receive a chunk of `len` bytes into memory, once enough of
+    /// what others hold is released (the stream waits, and the sender with
+    /// it). `None` for a length no chunk has.
+    pub(crate) async fn chunk_buffer(&self, len: u64) -> Option<OwnedSemaphorePermit> {
+        if len > u64::from(crate::manifest::MAX_CHUNK_SIZE).max(crate::manifest::MAX_NODE_LEN) {
+            return None;
+        }
+        let units = u32::try_from(len.div_ceil(CHUNK_UNIT).max(1)).ok()?;
+        self.chunk_buffers
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .ok()
+    }
+
     /// A slot for sending one object to `peer`, once one of its
     /// `MAX_SERVING_PER_PEER` is free.
     pub(crate) async fn serving_slot(&self, peer: NodeId) -> Option<OwnedSemaphorePermit> {

@@ -39,6 +39,47 @@ pub struct CatalogEntry {
     /// earlier one.
     pub created_ms: u64,
     sealed_name: Vec<u8>,
+    /// How the file's bytes are kept. Last, so that a record of the first
+    /// release (which has no such field) fails to parse as this one and is
+    /// read as the first release's record instead.
+    pub layout: Layout,
+}
+
+/// How a file's bytes are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Layout {
+    /// The first release's format: one object, header and ciphertext, whose
+    /// cid is the entry's.
+    Whole,
+    /// Chunks of the ciphertext, listed by a manifest tree whose root's cid
+    /// is the entry's (and whose root is `object_len` bytes).
+    Chunked,
+}
+
+/// A catalog record of the first release, read from old data directories.
+#[derive(Deserialize)]
+struct EntryV1 {
+    name_id: [u8; 16],
+    cid: [u8; 20],
+    object_len: u64,
+    plain_len: u64,
+    created_ms: u64,
+    sealed_name: Vec<u8>,
+}
+
+impl From<EntryV1> for CatalogEntry {
+    fn from(v: EntryV1) -> Self {
+        Self {
+            name_id: v.name_id,
+            cid: v.cid,
+            object_len: v.object_len,
+            plain_len: v.plain_len,
+            created_ms: v.created_ms,
+            sealed_name: v.sealed_name,
+            layout: Layout::Whole,
+        }
+    }
 }
 
 impl std::fmt::Debug for CatalogEntry {
@@ -50,14 +91,16 @@ impl std::fmt::Debug for CatalogEntry {
             .field("object_len", &self.object_len)
             .field("plain_len", &self.plain_len)
             .field("created_ms", &self.created_ms)
+            .field("layout", &self.layout)
             .finish_non_exhaustive()
     }
 }
 
 impl CatalogEntry {
-    /// An entry for `name`, stored as object `cid`, created now, its name
-    /// sealed under `key`. Nodes make these; the constructor is public for
-    /// tests and fuzz seeds that speak the protocol.
+    /// An entry of the first format for `name`, stored as the whole object
+    /// `cid`, created now, its name sealed under `key`. Nodes make these;
+    /// the constructor is public for tests and fuzz seeds that speak the
+    /// protocol.
     #[doc(hidden)]
     pub fn new(
         key: &DataKey,
@@ -66,6 +109,29 @@ impl CatalogEntry {
         cid: Cid,
         object_len: u64,
         plain_len: u64,
+    ) -> Result<Self> {
+        Self::with_layout(
+            key,
+            name,
+            name_id,
+            cid,
+            object_len,
+            plain_len,
+            Layout::Whole,
+        )
+    }
+
+    /// An entry for `name` of `layout`: `cid` and `object_len` are the
+    /// whole object's, or the root manifest's.
+    #[doc(hidden)]
+    pub fn with_layout(
+        key: &DataKey,
+        name: &str,
+        name_id: NameId,
+        cid: Cid,
+        object_len: u64,
+        plain_len: u64,
+        layout: Layout,
     ) -> Result<Self> {
         let mut sealed_name = Vec::with_capacity(nexnet_crypto::HEADER_LEN + name.len());
         EncryptReader::new(key, name.as_bytes())?
@@ -78,6 +144,7 @@ impl CatalogEntry {
             plain_len,
             created_ms: now_ms(),
             sealed_name,
+            layout,
         })
     }
 
@@ -114,8 +181,19 @@ impl CatalogEntry {
         if self.sealed_name.len() > nexnet_crypto::HEADER_LEN + MAX_NAME_LEN {
             return Err("sealed name too long");
         }
-        if self.plain_len.checked_add(nexnet_crypto::HEADER_LEN as u64) != Some(self.object_len) {
-            return Err("object and file sizes disagree");
+        match self.layout {
+            Layout::Whole => {
+                if self.plain_len.checked_add(nexnet_crypto::HEADER_LEN as u64)
+                    != Some(self.object_len)
+                {
+                    return Err("object and file sizes disagree");
+                }
+            }
+            Layout::Chunked => {
+                if self.object_len > crate::manifest::MAX_NODE_LEN {
+                    return Err("manifest longer than any root");
+                }
+            }
         }
         Ok(())
     }
@@ -201,16 +279,21 @@ impl Catalog {
             }
         }
         let mut state = State::default();
-        let mut refused = load_records(&entries_dir, &damaged_dir, |file, entry: CatalogEntry| {
+        let mut refused = load_records(&entries_dir, &damaged_dir, parse_entry, |file, entry| {
             (hex::encode(entry.name_id) == file && entry.check().is_ok()).then(|| {
                 state.entries.insert(entry.name_id(), entry);
             })
         })?;
-        refused += load_records(&tombstones_dir, &damaged_dir, |file, t: Tombstone| {
-            let cid: Cid = file.parse().ok()?;
-            state.tombstones.insert(cid, t);
-            Some(())
-        })?;
+        refused += load_records(
+            &tombstones_dir,
+            &damaged_dir,
+            parse,
+            |file, t: Tombstone| {
+                let cid: Cid = file.parse().ok()?;
+                state.tombstones.insert(cid, t);
+                Some(())
+            },
+        )?;
         // A delete writes its tombstone first, then removes the entries
         // naming the cid. A crash in between leaves entries for a deleted
         // object, which a later delete would never remove (the tombstone
@@ -384,9 +467,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 /// Loads every record file in `dir`; one that cannot be read or parsed, or
 /// that `keep` refuses, is moved to `damaged` and reported, never fatal.
 /// Returns how many were refused.
-fn load_records<T: serde::de::DeserializeOwned>(
+fn load_records<T>(
     dir: &Path,
     damaged: &Path,
+    parse: fn(&[u8]) -> std::result::Result<T, String>,
     mut keep: impl FnMut(&str, T) -> Option<()>,
 ) -> Result<usize> {
     let listing = fs::read_dir(dir).map_err(|e| ServerError::io("list", dir, e))?;
@@ -395,9 +479,11 @@ fn load_records<T: serde::de::DeserializeOwned>(
         let item = item.map_err(|e| ServerError::io("list", dir, e))?;
         let path = item.path();
         let file = item.file_name().to_string_lossy().into_owned();
-        let parsed = read_record(&path).and_then(|record: T| {
-            keep(&file, record).ok_or_else(|| "does not match its file name".to_string())
-        });
+        let parsed = read_record(&path)
+            .and_then(|b| parse(&b))
+            .and_then(|record: T| {
+                keep(&file, record).ok_or_else(|| "does not match its file name".to_string())
+            });
         if let Err(reason) = parsed {
             refused += 1;
             warn!(path = %path.display(), %reason, "moving a damaged catalog record aside");
@@ -409,7 +495,7 @@ fn load_records<T: serde::de::DeserializeOwned>(
     Ok(refused)
 }
 
-fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> std::result::Result<T, String> {
+fn read_record(path: &Path) -> std::result::Result<Vec<u8>, String> {
     let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -417,6 +503,25 @@ fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> std::result::Resu
     if meta.len() > MAX_RECORD_LEN {
         return Err(format!("{} bytes, longer than any record", meta.len()));
     }
-    let bytes = fs::read(path).map_err(|e| e.to_string())?;
-    postcard::from_bytes(&bytes).map_err(|e| e.to_string())
+    fs::read(path).map_err(|e| e.to_string())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+/// A catalog entry as stored now, or as the first release stored it.
+fn parse_entry(bytes: &[u8]) -> std::result::Result<CatalogEntry, String> {
+    let (entry, rest) = match postcard::take_from_bytes::<CatalogEntry>(bytes) {
+        Ok(parsed) => parsed,
+        Err(_) => {
+            let (v1, rest) =
+                postcard::take_from_bytes::<EntryV1>(bytes).map_err(|e| e.to_string())?;
+            (v1.into(), rest)
+        }
+    };
+    if !rest.is_empty() {
+        return Err("trailing bytes after the record".into());
+    }
+    Ok(entry)
 }

@@ -52,6 +52,22 @@ pub struct ServerConfig {
     /// placement (repair then gives its objects to other nodes). It joins
     /// again as soon as it connects. `None` keeps members forever.
     pub forget_after: Option<Duration>,
+    /// Bytes per chunk of new files: a power of two from 64 KiB to 16 MiB
+    /// (default 1 MiB). Each file records its own.
+    pub chunk_size: u32,
+    /// Bytes of chunks this node keeps after reading files it does not
+    /// hold (default 256 MiB), evicted least recently used; 0 keeps none.
+    pub cache_size: u64,
+    /// How long a holder may take to start sending a chunk before a read
+    /// asks the next holder for it (default 1 s).
+    pub hedge_delay: Duration,
+    /// How old an object no file names must be before the collector
+    /// removes it (default one day): longer than any store in flight.
+    pub gc_grace: Duration,
+    /// Ids per manifest node of new files. Tests lower it to build deep
+    /// trees from small files; not a setting for users.
+    #[doc(hidden)]
+    pub manifest_fanout: u32,
 }
 
 impl ServerConfig {
@@ -75,7 +91,43 @@ impl ServerConfig {
             heartbeat_interval: Duration::from_secs(5),
             max_redial_backoff: Duration::from_secs(30),
             forget_after: Some(Duration::from_secs(24 * 60 * 60)),
+            chunk_size: crate::manifest::DEFAULT_CHUNK_SIZE,
+            cache_size: 256 << 20,
+            hedge_delay: Duration::from_secs(1),
+            gc_grace: Duration::from_secs(24 * 60 * 60),
+            manifest_fanout: crate::manifest::FANOUT,
         }
+    }
+
+    /// Sets the chunk size of new files.
+    pub fn chunk_size(mut self, bytes: u32) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Sets the read cache's budget.
+    pub fn cache_size(mut self, bytes: u64) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+
+    /// Sets the hedge delay of chunk reads.
+    pub fn hedge_delay(mut self, after: Duration) -> Self {
+        self.hedge_delay = after;
+        self
+    }
+
+    /// Sets the collector's grace period.
+    pub fn gc_grace(mut self, after: Duration) -> Self {
+        self.gc_grace = after;
+        self
+    }
+
+    /// Sets the manifest fan-out of new files (tests only).
+    #[doc(hidden)]
+    pub fn manifest_fanout(mut self, ids: u32) -> Self {
+        self.manifest_fanout = ids;
+        self
     }
 
     /// Sets the listen address.
@@ -184,6 +236,18 @@ impl ServerConfig {
         if self.heartbeat_interval.is_zero() || self.max_redial_backoff.is_zero() {
             return bad("intervals must be positive");
         }
+        let c = self.chunk_size;
+        if !c.is_power_of_two()
+            || !(crate::manifest::MIN_CHUNK_SIZE..=crate::manifest::MAX_CHUNK_SIZE).contains(&c)
+        {
+            return bad("the chunk size must be a power of two from 64 KiB to 16 MiB");
+        }
+        if !(2..=crate::manifest::FANOUT).contains(&self.manifest_fanout) {
+            return bad("the manifest fan-out must be from 2 to 16384");
+        }
+        if self.hedge_delay.is_zero() {
+            return bad("the hedge delay must be positive");
+        }
         if self.forget_after.is_some_and(|d| d.is_zero()) {
             return bad("forget_after must be positive (None keeps members forever)");
         }
@@ -196,6 +260,8 @@ impl ServerConfig {
             Some(self.heartbeat_interval),
             Some(self.max_redial_backoff),
             self.forget_after,
+            Some(self.hedge_delay),
+            Some(self.gc_grace),
         ];
         if longest.into_iter().flatten().any(|d| d > MAX_DURATION) {
             return bad("time-outs and intervals must be at most 365 days");

@@ -50,6 +50,15 @@ pub enum ServerError {
         file_len: u64,
     },
 
+    /// A manifest node that does not parse, or does not fit its tree.
+    #[error("manifest {cid}: {reason}")]
+    Manifest {
+        /// The node.
+        cid: Cid,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A file name that cannot be used.
     #[error("invalid name: {reason}")]
     InvalidName {

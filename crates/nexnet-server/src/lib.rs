@@ -9,6 +9,8 @@ mod catalog;
 mod config;
 mod data_dir;
 mod error;
+#[doc(hidden)]
+pub mod manifest;
 mod members;
 mod names;
 mod node;

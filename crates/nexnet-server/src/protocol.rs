@@ -107,6 +107,45 @@ pub enum Message {
     /// Response to `Commit`: a newer store holds the entry's name (this
     /// entry), so the object was not kept.
     Superseded(CatalogEntry),
+    /// Stream: a chunk or manifest node to keep, committed by a later
+    /// [`Message::StoreChunk`]. Its id and length are known before it
+    /// travels, so the receiver bounds and verifies as it writes.
+    Chunk {
+        /// Names the transfer for the `StoreChunk` that follows.
+        transfer: u64,
+        /// The chunk's cid.
+        cid: [u8; 20],
+        /// Its length.
+        len: u64,
+    },
+    /// Request: commit the chunk of transfer `transfer`; answered with
+    /// [`Message::Committed`] or a refusal.
+    StoreChunk {
+        /// The transfer whose stream carried it.
+        transfer: u64,
+        /// The chunk's cid.
+        cid: [u8; 20],
+    },
+    /// Request: which of these objects do you hold? At most [`MAX_LIST`].
+    HasMany(Vec<[u8; 20]>),
+    /// Response to `HasMany`: bit `i` (least significant first in byte
+    /// `i / 8`) says whether the `i`-th is held.
+    HaveMany(Vec<u8>),
+    /// Request: the file whose root is `root` is deleted (keep its
+    /// tombstone) and these of its chunks and manifest nodes go. At most
+    /// [`MAX_LIST`]. Answered with [`Message::Deleted`].
+    DeleteChunks {
+        /// The deleted file's root manifest.
+        root: [u8; 20],
+        /// The file's tombstone.
+        tombstone: Tombstone,
+        /// Its chunks and nodes this node holds by placement.
+        cids: Vec<[u8; 20]>,
+    },
+    /// Request: which of these objects do the files in your catalog
+    /// consist of? At most [`MAX_LIST`]; answered with
+    /// [`Message::HaveMany`] (all set when it cannot tell).
+    Referenced(Vec<[u8; 20]>),
 }
 
 impl Message {
@@ -132,6 +171,12 @@ impl Message {
             Self::Tombstones(_) => "Tombstones",
             Self::Corrupt { .. } => "Corrupt",
             Self::Superseded(_) => "Superseded",
+            Self::Chunk { .. } => "Chunk",
+            Self::StoreChunk { .. } => "StoreChunk",
+            Self::HasMany(_) => "HasMany",
+            Self::HaveMany(_) => "HaveMany",
+            Self::DeleteChunks { .. } => "DeleteChunks",
+            Self::Referenced(_) => "Referenced",
         }
     }
 }
@@ -174,6 +219,7 @@ pub enum Refusal {
     ShuttingDown,
     /// The message is not a request this node answers.
     NotARequest,
+
     /// A refusal this release cannot read: a newer node's code, or the
     /// words of a node of the first release.
     Other {

@@ -11,15 +11,19 @@ use crate::PeerFailure;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Receipt {
-    /// The object's content id.
+    /// The file's id: its root manifest's content id.
     pub cid: Cid,
-    /// Bytes stored (header and ciphertext).
+    /// Bytes of the root manifest.
     pub object_len: u64,
     /// Bytes of the file.
     pub plain_len: u64,
-    /// The nodes placement chose to hold it, best first.
+    /// How many chunks it was cut into.
+    pub chunks: u64,
+    /// The nodes placement chose to hold its root (and its catalog entry),
+    /// best first.
     pub holders: Vec<NodeId>,
-    /// The holders that committed it (this node too, if it is one).
+    /// The root's holders that committed it (this node too, if it is one);
+    /// every chunk reached its write quorum.
     pub committed: Vec<NodeId>,
     /// The holders that did not, and why.
     pub missed: Vec<(NodeId, PeerFailure)>,
@@ -74,4 +78,7 @@ pub struct RepairReport {
     pub pushed: usize,
     /// Problems met (a holder unreachable, a fetch that failed).
     pub problems: usize,
+    /// Objects no file names, older than the grace period, removed by the
+    /// collector (a full pass only).
+    pub collected: usize,
 }

@@ -27,6 +27,10 @@ pub struct Stats {
     pub peers: usize,
     /// Members known, connected or not.
     pub members: usize,
+    /// Bytes in the read cache (chunks of files this node does not hold).
+    pub cached_bytes: u64,
+    /// Chunks and manifest nodes fetched from peers since start.
+    pub chunks_fetched: u64,
 }
 
 /// A running node: stores, replicates, fetches, verifies and deletes files

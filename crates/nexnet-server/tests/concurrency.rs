@@ -27,7 +27,7 @@ async fn concurrent_stores_and_reads(r: usize, seed_base: u64) {
                 let receipt = store_pattern(&writer, &name, seed, len).await;
                 assert_eq!(receipt.committed.len(), r, "{name}: {receipt:?}");
                 assert_reads(&reader, &name, seed, len).await;
-                (name, receipt.cid)
+                (name, receipt.cid, receipt.chunks)
             })
         })
         .collect();
@@ -35,12 +35,12 @@ async fn concurrent_stores_and_reads(r: usize, seed_base: u64) {
     for t in tasks {
         stored.push(t.await.unwrap());
     }
-    let cids: BTreeSet<Cid> = stored.iter().map(|(_, cid)| *cid).collect();
+    let cids: BTreeSet<Cid> = stored.iter().map(|(_, cid, _)| *cid).collect();
     assert_eq!(cids.len(), 32);
     // Every placement holder has its copy (a reader that fetched one keeps
     // it too).
     let all = nodes.ids();
-    for (name, cid) in &stored {
+    for (name, cid, _) in &stored {
         let held = nodes.holding(name).await;
         for h in placement::holders(cid, all.clone(), r) {
             assert!(
@@ -50,9 +50,12 @@ async fn concurrent_stores_and_reads(r: usize, seed_base: u64) {
         }
     }
     if r == 3 {
+        // Every node holds every root and every chunk, nothing else.
+        let objects: u64 = stored.iter().map(|(_, _, chunks)| chunks + 1).sum();
         for n in &nodes {
             assert_eq!(n.stats().files, 32, "{:?}", n.stats());
-            assert_eq!(n.stats().objects, 32, "{:?}", n.stats());
+            assert_eq!(n.stats().objects, objects, "{:?}", n.stats());
+            assert_eq!(n.stats().cached_bytes, 0, "{:?}", n.stats());
         }
     }
     nodes.shutdown().await;
@@ -95,11 +98,18 @@ async fn concurrent_reads(node: &FileServer, name: &'static str, n: usize, seed:
 async fn concurrent_gets_on_a_node_without_a_copy() {
     let nodes = Mesh::start(3, 3).await;
     let (seed, len) = (14_001, 700_000);
-    store_pattern(&nodes[0], "many/evicted", seed, len).await;
+    let receipt = store_pattern(&nodes[0], "many/evicted", seed, len).await;
     assert!(nodes[1].evict("many/evicted").await.unwrap());
+    assert_eq!(nodes[1].stats().objects, 0, "{:?}", nodes[1].stats());
     concurrent_reads(&nodes[1], "many/evicted", 8, seed, len).await;
+    // A holder keeps what it fetched: its root and chunks, once each.
     assert!(nodes[1].has("many/evicted").await.unwrap());
-    assert_eq!(nodes[1].stats().objects, 1, "{:?}", nodes[1].stats());
+    assert_eq!(
+        nodes[1].stats().objects,
+        receipt.chunks + 1,
+        "{:?}",
+        nodes[1].stats()
+    );
     nodes.shutdown().await;
 }
 
@@ -119,7 +129,12 @@ async fn concurrent_gets_on_a_node_with_a_damaged_copy() {
             "round {round}: the copy left in place is not the good one"
         );
         assert_eq!(quarantined(&nodes[2], &receipt.cid).len(), round);
-        assert_eq!(nodes[2].stats().objects, 1, "{:?}", nodes[2].stats());
+        assert_eq!(
+            nodes[2].stats().objects,
+            receipt.chunks + 1,
+            "{:?}",
+            nodes[2].stats()
+        );
     }
     nodes.shutdown().await;
 }

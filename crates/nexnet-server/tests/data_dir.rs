@@ -70,38 +70,41 @@ async fn damaged_catalog_records_are_moved_aside_not_fatal() {
     node.shutdown().await;
 }
 
-/// An object no entry names (a crash between its commit and its entry) is
-/// removed at start; but while damaged records sit in catalog/damaged, an
-/// unnamed object may be the last copy of a file whose record is damaged,
-/// so it is kept.
+/// Objects no file names (a crash between a store's chunks and its entry)
+/// are removed by the collector once older than the grace period; but
+/// while damaged records sit in catalog/damaged, an unnamed object may be
+/// part of a file whose record is damaged, so it is kept.
 #[tokio::test]
-async fn objects_no_entry_names_are_removed_at_start_unless_records_are_damaged() {
+async fn objects_no_file_names_are_collected_unless_records_are_damaged() {
     let dir = tempfile::tempdir().unwrap();
+    let collecting = || config(dir.path()).gc_grace(std::time::Duration::ZERO);
     let node = FileServer::open(config(dir.path())).await.unwrap();
     node.store("a.txt", &b"named"[..]).await.unwrap();
     node.store("b.txt", &b"loses its record"[..]).await.unwrap();
+    // Young unnamed objects are never collected: a store may be in flight.
+    assert_eq!(node.repair().await.collected, 0);
     node.shutdown().await;
     drop(node);
     let objects = || object_files(&dir.path().join("store"));
-    assert_eq!(objects(), 2);
+    // A root and a chunk each.
+    assert_eq!(objects(), 4);
 
-    // b's record damaged: its object looks orphaned, and is kept.
+    // b's record damaged: its objects look unnamed, and are kept.
     let entries = dir.path().join("catalog/entries");
     let b = nexnet_crypto::name_id("b.txt");
     fs::write(entries.join(hex::encode(b.as_bytes())), b"\xff damaged").unwrap();
-    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let node = FileServer::open(collecting()).await.unwrap();
     assert_eq!(node.list().await.unwrap().len(), 1);
+    assert_eq!(node.repair().await.collected, 0);
     node.shutdown().await;
     drop(node);
-    assert_eq!(objects(), 2, "an object of a damaged record was removed");
+    assert_eq!(objects(), 4, "an object of a damaged record was removed");
 
-    // Once someone has dealt with the damaged record, it goes.
+    // Once someone has dealt with the damaged record, they go.
     fs::remove_dir_all(dir.path().join("catalog/damaged")).unwrap();
-    let node = FileServer::open(config(dir.path())).await.unwrap();
-    node.shutdown().await;
-    drop(node);
-    assert_eq!(objects(), 1);
-    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let node = FileServer::open(collecting()).await.unwrap();
+    assert_eq!(node.repair().await.collected, 2);
+    assert_eq!(objects(), 2);
     let mut text = String::new();
     node.get("a.txt")
         .await
@@ -271,46 +274,59 @@ fn object_paths(store: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test]
-async fn a_start_keeps_orphans_when_the_catalog_may_be_missing_records() {
+async fn unnamed_objects_are_kept_when_the_catalog_may_be_missing_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let entries = dir.path().join("catalog/entries");
+    let collecting = || config(dir.path()).gc_grace(std::time::Duration::ZERO);
     let node = FileServer::open(config(dir.path())).await.unwrap();
     for i in 0..70 {
         node.store(&format!("f{i}"), format!("file {i}").as_bytes())
             .await
             .unwrap();
     }
-    // A delete cut off after its tombstone: the object is back on disk.
+    // A delete cut off after its tombstone: its root and chunk are back.
     node.store("gone", &b"deleted"[..]).await.unwrap();
     let before_delete = object_paths(&store);
+    let bytes_before: std::collections::HashMap<_, _> = before_delete
+        .iter()
+        .map(|p| (p.clone(), fs::read(p).unwrap()))
+        .collect();
     node.delete("gone").await.unwrap();
     let after_delete = object_paths(&store);
     let deleted: Vec<_> = before_delete
         .iter()
         .filter(|p| !after_delete.contains(p))
         .collect();
-    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted.len(), 2);
+    let saved: Vec<&Vec<u8>> = deleted.iter().map(|p| &bytes_before[*p]).collect();
     node.shutdown().await;
     drop(node);
-    let saved = dir.path().join("saved-object");
-    fs::copy(&after_delete[0], &saved).unwrap();
-    fs::create_dir_all(deleted[0].parent().unwrap()).unwrap();
-    fs::copy(&saved, deleted[0]).unwrap();
-    assert_eq!(object_paths(&store).len(), 71);
+    for (p, bytes) in deleted.iter().zip(&saved) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    }
+    assert_eq!(object_paths(&store).len(), 142);
 
-    // A damaged record: orphans are kept, but the deleted object goes.
+    // At start the root goes (its tombstone is here) with the chunk its
+    // manifest names, even beside a damaged record: a tombstone needs no
+    // one else's word.
     let damaged = entries.join("00112233445566778899aabbccddeeff");
     fs::write(&damaged, b"\xff damaged").unwrap();
-    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let node = FileServer::open(collecting()).await.unwrap();
+    assert_eq!(
+        object_paths(&store).len(),
+        140,
+        "the deleted file's objects stay"
+    );
+    assert!(deleted.iter().all(|p| !p.exists()));
+    assert_eq!(node.repair().await.collected, 0);
     node.shutdown().await;
     drop(node);
-    assert_eq!(object_paths(&store).len(), 70, "the deleted object stays");
-    assert!(!deleted[0].exists());
     fs::remove_dir_all(dir.path().join("catalog/damaged")).unwrap();
 
     // 66 of 70 records gone (a catalog restored from an old backup): more
-    // orphans than a crash leaves, so they are kept.
+    // unnamed objects than a crash leaves, so they are kept.
     let mut records: Vec<_> = fs::read_dir(&entries)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -321,25 +337,27 @@ async fn a_start_keeps_orphans_when_the_catalog_may_be_missing_records() {
     for r in &records[..66] {
         fs::rename(r, lost.join(r.file_name().unwrap())).unwrap();
     }
-    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let node = FileServer::open(collecting()).await.unwrap();
     assert_eq!(node.list().await.unwrap().len(), 4);
+    assert_eq!(node.repair().await.collected, 0);
     node.shutdown().await;
     drop(node);
     assert_eq!(
         object_paths(&store).len(),
-        70,
-        "orphans of lost records were removed"
+        140,
+        "objects of lost records were removed"
     );
 
     // No catalog at all beside a full store: everything is kept.
     fs::remove_dir_all(dir.path().join("catalog")).unwrap();
-    let node = FileServer::open(config(dir.path())).await.unwrap();
+    let node = FileServer::open(collecting()).await.unwrap();
     assert!(node.list().await.unwrap().is_empty());
+    assert_eq!(node.repair().await.collected, 0);
     node.shutdown().await;
     drop(node);
     assert_eq!(
         object_paths(&store).len(),
-        70,
+        140,
         "a lost catalog cost the store"
     );
 

@@ -436,7 +436,14 @@ async fn a_lying_flooding_member_is_passed_over() {
             let mut turn = 0usize;
             while let Some(event) = events.next().await {
                 match event {
-                    Event::Stream { mut stream, .. } => {
+                    Event::Stream {
+                        mut stream,
+                        message,
+                        ..
+                    } => {
+                        if let Message::Chunk { cid, len, .. } = message {
+                            sizes.insert(Cid::from_bytes(cid), len);
+                        }
                         // A replica: read and forget it.
                         tokio::spawn(async move {
                             let mut sink = tokio::io::sink();
@@ -453,7 +460,11 @@ async fn a_lying_flooding_member_is_passed_over() {
                                 sizes.insert(entry.cid(), entry.object_len);
                                 Message::Committed
                             }
+                            Message::StoreChunk { .. } => Message::Committed,
                             Message::Has { .. } => Message::Have(true),
+                            Message::HasMany(cids) => {
+                                Message::HaveMany(vec![0xff; cids.len().div_ceil(8)])
+                            }
                             Message::Members(_) => Message::Members(Vec::new()),
                             Message::Lookup { .. } => Message::Entry(None),
                             Message::Fetch { cid, transfer } => {
@@ -608,4 +619,100 @@ async fn an_older_store_of_a_name_is_answered_with_the_newer_entry_and_not_kept(
     }
     assert_eq!(r.server.info("x").await.unwrap().cid, winner.cid());
     assert!(!holds(&r, &loser.cid()));
+}
+
+/// Sends `bytes` on a `Chunk` stream announcing `cid` and `len`, and asks
+/// for it to be stored.
+async fn put_chunk(r: &Rogue, transfer: u64, cid: Cid, len: u64, bytes: &[u8]) -> Message {
+    let mut stream = r
+        .peer
+        .open_stream(Message::Chunk {
+            transfer,
+            cid: *cid.as_bytes(),
+            len,
+        })
+        .await
+        .unwrap();
+    let _ = stream.write_all(bytes).await;
+    let _ = stream.shutdown().await;
+    ask(
+        r,
+        Message::StoreChunk {
+            transfer,
+            cid: *cid.as_bytes(),
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn chunks_that_lie_about_their_length_or_hash_are_not_stored() {
+    let r = rogue().await;
+    let bytes = vec![7u8; 100_000];
+    let cid = Cid::of(&bytes);
+    // Longer and shorter than announced, another hash, a length no chunk
+    // has, and a commit without a stream: refused, nothing kept.
+    let cases = [
+        (cid, 50_000, &bytes[..]),
+        (cid, 200_000, &bytes[..]),
+        (Cid::of(b"other"), 100_000, &bytes[..]),
+        (cid, u64::MAX, &bytes[..]),
+    ];
+    for (i, (c, len, b)) in cases.into_iter().enumerate() {
+        let answer = put_chunk(&r, i as u64 + 1, c, len, b).await;
+        assert!(
+            matches!(answer, Message::Refused(_)),
+            "case {i}: {answer:?}"
+        );
+    }
+    let answer = ask(
+        &r,
+        Message::StoreChunk {
+            transfer: 99,
+            cid: *cid.as_bytes(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(answer, Message::Refused(Refusal::NoStream)),
+        "{answer:?}"
+    );
+    assert_eq!(r.server.stats().objects, 0);
+    // The honest one is kept.
+    let answer = put_chunk(&r, 100, cid, bytes.len() as u64, &bytes).await;
+    assert!(matches!(answer, Message::Committed), "{answer:?}");
+    assert!(holds(&r, &cid));
+}
+
+#[tokio::test]
+async fn batched_questions_are_bounded() {
+    let r = rogue().await;
+    let many: Vec<[u8; 20]> = (0..5000u32)
+        .map(|i| *Cid::of(&i.to_be_bytes()).as_bytes())
+        .collect();
+    for ask_many in [
+        Message::HasMany(many.clone()),
+        Message::Referenced(many.clone()),
+    ] {
+        match ask(&r, ask_many).await {
+            Message::HaveMany(bits) => assert!(bits.len() <= MAX_LIST / 8, "{}", bits.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A batch of chunk deletes is cut at MAX_LIST, and answered (members
+    // are trusted with deletes: the tombstone is kept).
+    let root = Cid::of(b"root");
+    let answer = ask(
+        &r,
+        Message::DeleteChunks {
+            root: *root.as_bytes(),
+            tombstone: nexnet_server::Tombstone::new(name_id("x")),
+            cids: many,
+        },
+    )
+    .await;
+    assert!(
+        matches!(answer, Message::Deleted { had: false }),
+        "{answer:?}"
+    );
 }

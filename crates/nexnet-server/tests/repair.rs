@@ -38,8 +38,8 @@ use nexnet_store::{Cid, CidHasher};
 use nexnet_testkit::{
     Pattern,
     mesh::{
-        Mesh, assert_reads, eventually, flip_a_byte, object_file, object_path, objects_dir,
-        quarantine_dir, quarantined, store_pattern,
+        Mesh, assert_reads, eventually, file_objects, flip_a_byte, object_file, object_path,
+        objects_dir, quarantine_dir, quarantined, store_pattern,
     },
 };
 
@@ -73,7 +73,7 @@ async fn a_tampered_local_copy_is_quarantined_and_replaced_on_get() {
         good
     );
     assert!(victim.has("tamper/local").await.unwrap());
-    assert_eq!(victim.stats().objects, 1);
+    assert_eq!(victim.stats().objects, receipt.chunks + 1);
     // The others were not disturbed.
     for n in [&nodes[0], &nodes[2]] {
         assert!(quarantined(n, &cid).is_empty());
@@ -254,12 +254,14 @@ fn rot(path: &Path, kind: Rot) {
 // The test
 // ---------------------------------------------------------------------------
 
-/// A stored file: its name, pattern seed and length, and its object.
+/// A stored file: its name, pattern seed and length, its root and chunks,
+/// and the one of them the test damages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stored {
     name: String,
     seed: u64,
     len: u64,
+    objects: Vec<Cid>,
     cid: Cid,
 }
 
@@ -305,19 +307,33 @@ async fn repair_finds_and_replaces_every_rotten_object() {
                 .await
                 .unwrap_or_else(|e| panic!("store {name:?}: {e}"));
             assert_eq!(receipt.committed.len(), 3, "{name:?}: {receipt:?}");
+            let mut objects = vec![receipt.cid];
+            objects.extend(file_objects(&nodes_ref[0], &receipt.cid));
+            // The damage goes to a chunk (a middle one for the big files)
+            // or to the root, by turns.
+            let cid = match objects.len() {
+                1 => objects[0],
+                k if k > 2 => objects[k / 2],
+                _ => objects[i % 2],
+            };
             Stored {
                 name,
                 seed,
                 len,
-                cid: receipt.cid,
+                objects,
+                cid,
             }
         })
         .buffer_unordered(8)
         .collect()
         .await;
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    let cids: BTreeSet<String> = files.iter().map(|f| f.cid.to_hex()).collect();
-    assert_eq!(cids.len(), files.len(), "every file has its own object");
+    let cids: BTreeSet<String> = files
+        .iter()
+        .flat_map(|f| f.objects.iter().map(Cid::to_hex))
+        .collect();
+    let objects_total: usize = files.iter().map(|f| f.objects.len()).sum();
+    assert_eq!(cids.len(), objects_total, "every chunk is its own object");
 
     let victim = &nodes[1];
     let before: Vec<BTreeMap<String, Identity>> = nodes.iter().map(snapshot).collect();
@@ -397,12 +413,9 @@ async fn repair_finds_and_replaces_every_rotten_object() {
     let after = snapshot(victim);
     assert_eq!(after.keys().cloned().collect::<BTreeSet<_>>(), cids);
     for f in &files {
-        assert_eq!(
-            hash_file(&object_path(victim, &f.cid)),
-            f.cid,
-            "{:?}",
-            f.name
-        );
+        for cid in &f.objects {
+            assert_eq!(hash_file(&object_path(victim, cid)), *cid, "{:?}", f.name);
+        }
     }
     let mut all_rotten = first_rotten.clone();
     all_rotten.extend(

@@ -228,6 +228,68 @@ impl ObjectStore {
         }
     }
 
+    /// Stores `bytes`, held whole in memory (a chunk, a manifest node), as
+    /// one object in one step on a blocking thread: hashed, written to a
+    /// temp file, fsynced and renamed into place. Fails with
+    /// [`StoreError::HashMismatch`], leaving nothing behind, unless the
+    /// bytes hash to `cid`. One hand-off to the blocking pool instead of a
+    /// writer's three: what makes small objects cheap.
+    pub async fn write_bytes_expecting(&self, cid: Cid, bytes: Bytes) -> Result<Written> {
+        self.write_bytes_inner(cid, bytes, true).await
+    }
+
+    /// Like [`write_bytes_expecting`](Self::write_bytes_expecting), for
+    /// bytes the caller has just hashed to `cid` itself (a node storing the
+    /// chunks it cut): they are not hashed a second time. Bytes that do not
+    /// hash to `cid` stored this way are an object that fails
+    /// [`verify`](Self::verify), and are quarantined when it is run.
+    pub async fn write_bytes_hashed(&self, cid: Cid, bytes: Bytes) -> Result<Written> {
+        self.write_bytes_inner(cid, bytes, false).await
+    }
+
+    async fn write_bytes_inner(&self, cid: Cid, bytes: Bytes, check: bool) -> Result<Written> {
+        let len = bytes.len() as u64;
+        if let Some(limit) = self.inner.config.max_object_len
+            && len > limit
+        {
+            return Err(StoreError::TooLarge { limit });
+        }
+        let inner = self.inner.clone();
+        spawn_blocking(move || {
+            if check {
+                let actual = Cid::of(&bytes);
+                if actual != cid {
+                    return Err(StoreError::HashMismatch {
+                        expected: cid,
+                        actual,
+                    });
+                }
+            }
+            let dest = inner.path_of(&cid)?;
+            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == len) {
+                return Ok(Written {
+                    cid,
+                    len,
+                    created: false,
+                });
+            }
+            let (file, temp) = tempfile::Builder::new()
+                .prefix("w-")
+                .tempfile_in(&inner.tmp)
+                .map(tempfile::NamedTempFile::into_parts)
+                .map_err(|e| StoreError::io("create temp file in", &inner.tmp, e))?;
+            io::Write::write_all(&mut &file, &bytes)
+                .map_err(|e| StoreError::io("write", &*temp, e))?;
+            if inner.config.fsync {
+                file.sync_all()
+                    .map_err(|e| StoreError::io("fsync", &*temp, e))?;
+            }
+            drop(file);
+            inner.commit(cid, len, temp)
+        })
+        .await?
+    }
+
     /// Starts an object written piece by piece, for callers that are handed
     /// bytes rather than a reader (a stream of chunks from a peer, a tee that
     /// feeds several destinations). Nothing is visible until a commit; a

@@ -233,14 +233,19 @@ pub async fn eventually(what: impl Display, mut check: impl AsyncFnMut() -> bool
 // ---------------------------------------------------------------------------
 
 /// Stores `len` bytes of [`Pattern`] `seed` under `name` on `node`, and
-/// checks the receipt's lengths.
+/// checks the receipt's lengths and chunk count.
 pub async fn store_pattern(node: &FileServer, name: &str, seed: u64, len: u64) -> Receipt {
     let receipt = node
         .store(name, Pattern::new(seed, len))
         .await
         .unwrap_or_else(|e| panic!("store {name:?} ({len} bytes): {e}"));
     assert_eq!(receipt.plain_len, len, "{receipt:?}");
-    assert_eq!(receipt.object_len, len + HEADER_LEN as u64, "{receipt:?}");
+    let chunk_size = u64::from(node.config().chunk_size);
+    assert_eq!(receipt.chunks, len.div_ceil(chunk_size), "{receipt:?}");
+    assert!(
+        receipt.object_len <= nexnet_server::manifest::MAX_NODE_LEN,
+        "{receipt:?}"
+    );
     receipt
 }
 
@@ -343,6 +348,27 @@ pub fn object_file(node: &FileServer, cid: &Cid) -> Option<PathBuf> {
     find_files(&objects_dir(node), &|f| f == hex, &mut found);
     assert!(found.len() <= 1, "{cid} is stored twice: {found:?}");
     found.pop()
+}
+
+/// The chunks and manifest nodes below the root `root` of a chunked file,
+/// in tree order, read from `node`'s disk (which must hold the whole tree).
+pub fn file_objects(node: &FileServer, root: &Cid) -> Vec<Cid> {
+    use nexnet_server::manifest::Node;
+    let read = |cid: &Cid| {
+        let path = object_file(node, cid).unwrap_or_else(|| panic!("{cid} is not on the node"));
+        Node::parse(*cid, &std::fs::read(path).unwrap()).unwrap()
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![read(root)];
+    while let Some(n) = stack.pop() {
+        for id in n.ids.iter().rev() {
+            if n.depth > 0 {
+                stack.push(read(id));
+            }
+        }
+        out.extend(n.ids.iter().copied());
+    }
+    out
 }
 
 /// The files `node` moved to quarantine for `cid`.

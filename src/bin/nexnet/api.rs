@@ -255,6 +255,7 @@ async fn put_file(
             name,
             cid: receipt.cid.to_hex(),
             size: receipt.plain_len,
+            chunks: receipt.chunks,
             replicas: node_list(&receipt.committed),
             holders: node_list(&receipt.holders),
             missed,

@@ -85,6 +85,16 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", env = "NEXNET_FORGET_AFTER")]
     #[serde(deserialize_with = "parsed")]
     forget_after: Option<Every>,
+    /// Bytes per chunk of new files: a power of two from 64K to 16M
+    /// [default: 1M].
+    #[arg(long, value_name = "SIZE", env = "NEXNET_CHUNK_SIZE")]
+    #[serde(deserialize_with = "parsed")]
+    chunk_size: Option<Bytes>,
+    /// Bytes of chunks kept after reads of files this node does not hold,
+    /// or 0 for none [default: 256M].
+    #[arg(long, value_name = "SIZE", env = "NEXNET_CACHE_SIZE")]
+    #[serde(deserialize_with = "parsed")]
+    cache_size: Option<Bytes>,
 }
 
 /// What the settings come to: the node's configuration and its API's.
@@ -123,6 +133,8 @@ impl Settings {
             repair_interval: self.repair_interval.or(fallback.repair_interval),
             heartbeat: self.heartbeat.or(fallback.heartbeat),
             forget_after: self.forget_after.or(fallback.forget_after),
+            chunk_size: self.chunk_size.or(fallback.chunk_size),
+            cache_size: self.cache_size.or(fallback.cache_size),
         }
     }
 
@@ -149,6 +161,14 @@ impl Settings {
         node.repair_interval = self.repair_interval.map_or(node.repair_interval, |e| e.0);
         node.heartbeat_interval = self.heartbeat.map_or(node.heartbeat_interval, |i| i.0);
         node.forget_after = self.forget_after.map_or(node.forget_after, |e| e.0);
+        if let Some(Bytes(c)) = self.chunk_size {
+            node.chunk_size = u32::try_from(c).map_err(|_| {
+                UsageError(format!(
+                    "chunk size {c}: must be a power of two from 64K to 16M"
+                ))
+            })?;
+        }
+        node.cache_size = self.cache_size.map_or(node.cache_size, |b| b.0);
         Ok(Resolved { node, api, token })
     }
 }
@@ -220,6 +240,35 @@ impl FromStr for Every {
     }
 }
 
+/// A number of bytes: plain, or with a K, M, G or T suffix (powers of
+/// 1024; `KiB`, `MB` and the like are read the same way).
+#[derive(Clone, Copy, Debug)]
+struct Bytes(u64);
+
+impl FromStr for Bytes {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a size like 1048576, 64K or 16M"))?;
+        let shift = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 0,
+            "k" | "kb" | "kib" => 10,
+            "m" | "mb" | "mib" => 20,
+            "g" | "gb" | "gib" => 30,
+            "t" | "tb" | "tib" => 40,
+            _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+        };
+        n.checked_mul(1 << shift)
+            .map(Bytes)
+            .ok_or_else(|| format!("{text:?} is too large"))
+    }
+}
+
 /// The first address `peer` (HOST:PORT) resolves to.
 async fn resolve(peer: &str) -> Result<SocketAddr> {
     let mut addrs = tokio::net::lookup_host(peer)
@@ -252,6 +301,22 @@ mod tests {
 
     fn file(text: &str) -> std::result::Result<Settings, String> {
         toml::from_str(text).map_err(|e| file_error(Path::new("nexnet.toml"), text, e).0)
+    }
+
+    #[test]
+    fn sizes_take_units_and_refuse_nonsense() {
+        for (text, n) in [
+            ("65536", 65536),
+            ("64K", 65536),
+            ("1M", 1 << 20),
+            ("16MiB", 16 << 20),
+            ("2g", 2 << 30),
+        ] {
+            assert_eq!(text.parse::<Bytes>().unwrap().0, n, "{text}");
+        }
+        for bad in ["", "M", "1X", "-1", "99999999999999T"] {
+            assert!(bad.parse::<Bytes>().is_err(), "{bad}");
+        }
     }
 
     #[test]

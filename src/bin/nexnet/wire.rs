@@ -11,11 +11,11 @@ pub struct FileJson {
     pub name: Option<String>,
     /// The name id (MD5 of the name), hex.
     pub name_id: String,
-    /// The content id, hex.
+    /// The file's id (its root manifest's content id), hex.
     pub cid: String,
     /// Bytes of the file.
     pub size: u64,
-    /// The nodes that hold it (placement), node ids in hex.
+    /// The nodes that hold its root (placement), node ids in hex.
     pub replicas: Vec<String>,
     /// When it was stored, ms since the Unix epoch.
     pub created_ms: u64,
@@ -32,7 +32,10 @@ pub struct PutJson {
     pub cid: String,
     /// Bytes of the file.
     pub size: u64,
-    /// The nodes that committed it.
+    /// How many chunks it was cut into.
+    #[serde(default)]
+    pub chunks: u64,
+    /// The nodes that committed its root.
     pub replicas: Vec<String>,
     /// The nodes placement chose.
     pub holders: Vec<String>,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use nexnet_p2p::{Event, Events, Peer, RecvStream, ResetCode};
+use nexnet_store::Cid;
 use tracing::debug;
 
 use super::{Node, membership, provider};
@@ -63,6 +64,9 @@ fn on_stream(node: &Arc<Node>, peer: &Peer<Message>, message: Message, stream: R
     match message {
         Message::Replicate { transfer } => {
             provider::commit::receive_replica(node, peer, transfer, stream);
+        }
+        Message::Chunk { transfer, cid, len } => {
+            provider::chunk::receive(node, peer, transfer, Cid::from_bytes(cid), len, stream);
         }
         Message::Object { transfer } => {
             // A fetch registered its consumer before asking; if it gave up

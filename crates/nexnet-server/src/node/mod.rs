@@ -9,7 +9,9 @@
 //!   get, fetch, find a name, delete).
 //! - [`membership`]: greeting peers, exchanging member lists, redialing.
 //! - [`repair`]: bringing every object back to R verified copies.
-//! - [`sweep`]: the start-up removal of objects nothing will read.
+//! - [`sweep`]: the start-up removal of objects of deleted files.
+//! - [`collect`]: the removal of objects no file names anywhere.
+//! - [`chunks`] and [`cache`]: chunks put, got and kept for reads.
 //!
 //! Everything here works on [`Node`], and this file imports none of its
 //! submodules: `start` reaches `events`, `membership`, `repair` and
@@ -42,6 +44,9 @@ use crate::{
     transfer::Rendezvous,
 };
 
+mod cache;
+mod chunks;
+mod collect;
 mod events;
 mod membership;
 mod provider;
@@ -49,6 +54,8 @@ mod repair;
 mod requester;
 mod start;
 mod sweep;
+
+pub(crate) use chunks::{LocalManifests, Manifests};
 
 /// Where a transfer's stream meets the request about it: (sender, transfer id).
 pub(crate) type TransferKey = (NodeId, u64);
@@ -64,6 +71,8 @@ pub(crate) struct Node {
     pub members: Members,
     /// Replicas received, waiting for the request that commits them.
     pub replicas: Rendezvous<TransferKey, std::result::Result<ObjectWriter, PeerFailure>>,
+    /// Chunks received, waiting for the request that asks how it went.
+    pub chunk_puts: Rendezvous<TransferKey, std::result::Result<(), crate::Refusal>>,
     /// Fetches waiting for the stream that carries their object.
     pub fetches: Rendezvous<TransferKey, RecvStream>,
     next_transfer: AtomicU64,
@@ -75,6 +84,14 @@ pub(crate) struct Node {
     pub connected: watch::Sender<usize>,
     /// Bounds on what peers make this node do.
     pub budget: Arc<Budget>,
+    /// Chunks read here that this node does not hold by placement.
+    pub cache: cache::Cache,
+    /// Chunks being fetched now, each behind its own gate.
+    pub fetching: parking_lot::Mutex<std::collections::HashMap<Cid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Chunks and manifest nodes fetched from peers, ever.
+    pub chunk_fetches: AtomicU64,
+    /// What this node's files consist of, for the collector's questions.
+    pub referenced: collect::Referenced,
 }
 
 impl Node {
@@ -99,7 +116,30 @@ impl Node {
     /// copy was here.
     pub(crate) async fn apply_delete(&self, cid: Cid, tombstone: Tombstone) -> Result<bool> {
         self.catalog.tombstone(cid, tombstone).await?;
-        Ok(self.store.delete(&cid).await?)
+        let had = self.drop_local_tree(cid).await?;
+        Ok(self.store.delete(&cid).await? || had)
+    }
+
+    /// Drops the chunks and manifest nodes below `root` that are here, as
+    /// far as the manifest here tells (a node that holds chunks of the file
+    /// but not its root learns of them from the deleting node, or leaves
+    /// them to the collector).
+    async fn drop_local_tree(&self, root: Cid) -> Result<bool> {
+        use crate::manifest::{LoadNode, Walk};
+        let local = LocalManifests(self);
+        let Ok(node) = local.load(root).await else {
+            return Ok(false);
+        };
+        if node.root.is_none() {
+            return Ok(false);
+        }
+        let mut had = false;
+        let mut ids = Walk::new(root, node)?.ids();
+        while let Ok(Some(id)) = ids.next(&local).await {
+            had |= self.store.delete(&id.cid()).await?;
+            self.cache.remove(&id.cid()).await;
+        }
+        Ok(had)
     }
 
     /// Sends `peer` the tombstone of `cid`: it still acts on a deleted

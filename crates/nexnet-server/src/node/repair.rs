@@ -1,23 +1,34 @@
-//! Repair: bring every object back to R verified copies.
+//! Repair: bring every chunk, manifest node and object back to R verified
+//! copies.
 //!
-//! A pass walks the catalog. For each object it holds, a node checks its
-//! copy (on the periodic pass), asks the other holders placement names
-//! whether they have it, and, if it is the first holder in placement order
-//! that has a copy, sends it to the holders that lack it. A holder without
-//! a good copy fetches one. The periodic pass verifies every local object;
-//! the pass that runs when a peer connects only checks who has what.
-//! Objects of deleted files have no catalog entry and are not repaired;
-//! the start-up sweep removes any a crash left behind.
+//! The periodic pass first verifies every local object (a damaged one is
+//! quarantined, and so becomes missing); the pass that runs when a peer
+//! connects only checks who has what. Then a pass walks the catalog. For
+//! each file's root (or first-format object) it holds, a node asks the
+//! other holders placement names whether they have it, and, if it is the
+//! first holder in placement order that has a copy, sends it with the
+//! catalog entry to the holders that lack it; a holder without a good copy
+//! fetches one. The first reachable holder of a chunked file's root then
+//! walks its manifest and checks every chunk and node in batches
+//! ("which of these 1,024 do you hold", answered with a bitmap), putting a
+//! verified copy on each holder that lacks one. Objects of deleted files
+//! have no catalog entry and are not repaired.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
-use nexnet_p2p::Peer;
+use bytes::BytesMut;
+use futures::StreamExt;
+use nexnet_p2p::{NodeId, Peer};
+use nexnet_store::Cid;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Node, is_corruption};
+use super::{Manifests, Node, is_corruption};
 use crate::{
-    CatalogEntry, RepairReport, Result, catalog::Put, placement, protocol::Message,
-    transfer::Fanout,
+    CatalogEntry, RepairReport, Result, ServerError,
+    catalog::{Layout, Put},
+    manifest, placement,
+    protocol::{MAX_LIST, Message},
+    transfer::{self, Fanout},
 };
 
 /// The repair task: a pass every interval, and a lighter one whenever a
@@ -37,7 +48,9 @@ pub(super) async fn run(node: Arc<Node>) {
         let report = pass(&node, verify)
             .instrument(info_span!("repair", verify))
             .await;
-        if report.quarantined + report.fetched + report.pushed + report.problems > 0 {
+        if report.quarantined + report.fetched + report.pushed + report.problems + report.collected
+            > 0
+        {
             info!(?report, "repair pass");
         }
     }
@@ -54,17 +67,165 @@ impl Node {
 /// One pass over the catalog.
 async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
     let mut report = RepairReport::default();
+    if verify {
+        verify_all(node, &mut report).await;
+    }
     for entry in node.catalog.entries() {
         if node.shutdown.is_cancelled() {
             break;
         }
         report.checked += 1;
-        if let Err(e) = repair_one(node, &entry, verify, &mut report).await {
+        let mut repaired = repair_one(node, &entry, false, &mut report).await;
+        if repaired.is_ok() && entry.layout == Layout::Chunked {
+            repaired = repair_chunks(node, &entry, &mut report).await;
+        }
+        if let Err(e) = repaired {
             report.problems += 1;
-            debug!(cid = %entry.cid(), error = %e, "repair of an object failed");
+            debug!(cid = %entry.cid(), error = %e, "repair of a file failed");
         }
     }
+    if verify && !node.shutdown.is_cancelled() {
+        report.collected = node.collect().await;
+    }
     report
+}
+
+/// Verifies every local object, quarantining the damaged ones.
+async fn verify_all(node: &Node, report: &mut RepairReport) {
+    let mut listed = node.store.list();
+    while let Some(cid) = listed.next().await {
+        if node.shutdown.is_cancelled() {
+            return;
+        }
+        let Ok(cid) = cid else { return };
+        match node.store.verify(&cid).await {
+            Ok(()) => {}
+            Err(e) if is_corruption(&e) => {
+                warn!(%cid, "local copy failed verification; quarantined");
+                report.quarantined += 1;
+            }
+            Err(e) => debug!(%cid, error = %e, "could not verify an object"),
+        }
+    }
+}
+
+/// Brings back every chunk and manifest node of `entry`'s file that this
+/// node holds by placement and lacks; and, if it is the first reachable
+/// holder of the root, puts them back on every other holder too.
+async fn repair_chunks(
+    node: &Arc<Node>,
+    entry: &CatalogEntry,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let root = entry.cid();
+    let holders = placement::holders(&root, node.all_nodes(), node.config.replication);
+    if !holders.contains(&node.id) {
+        return Ok(());
+    }
+    let first = holders
+        .iter()
+        .find(|h| **h == node.id || node.members.peer(h).is_some());
+    let everywhere = first == Some(&node.id);
+    let walk = node.open_manifest(entry).await?;
+    let mut ids = walk.ids();
+    let mut batch = Vec::with_capacity(MAX_LIST);
+    loop {
+        let next = ids.next(&Manifests(node)).await?;
+        if let Some(id) = next {
+            batch.push(id.cid());
+        }
+        if batch.len() == MAX_LIST || (next.is_none() && !batch.is_empty()) {
+            repair_batch(node, &batch, everywhere, report).await?;
+            batch.clear();
+        }
+        if next.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Asks every holder of the objects in `batch` which it has (one request
+/// per holder), and puts a verified copy where one is missing; with
+/// `everywhere` false, only here.
+async fn repair_batch(
+    node: &Arc<Node>,
+    batch: &[Cid],
+    everywhere: bool,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let all = node.all_nodes();
+    let mut asks: HashMap<NodeId, Vec<usize>> = HashMap::new();
+    for (i, cid) in batch.iter().enumerate() {
+        for h in placement::holders(cid, all.clone(), node.config.replication) {
+            asks.entry(h).or_default().push(i);
+        }
+    }
+    let mut lacking: Vec<Vec<NodeId>> = vec![Vec::new(); batch.len()];
+    for (holder, which) in asks {
+        if holder == node.id {
+            for i in which {
+                if !node.store.has(&batch[i]).await? {
+                    lacking[i].push(holder);
+                }
+            }
+            continue;
+        }
+        let Some(peer) = node.members.peer(&holder).filter(|_| everywhere) else {
+            continue;
+        };
+        let cids = which.iter().map(|i| *batch[*i].as_bytes()).collect();
+        let answer = peer
+            .request(Message::HasMany(cids), node.config.request_timeout)
+            .await;
+        let Ok(Message::HaveMany(bits)) = answer else {
+            report.problems += 1;
+            continue;
+        };
+        for (k, i) in which.into_iter().enumerate() {
+            let has = bits.get(k / 8).is_some_and(|b| b & (1 << (k % 8)) != 0);
+            if !has {
+                lacking[i].push(holder);
+            }
+        }
+    }
+    let most = u64::from(manifest::MAX_CHUNK_SIZE).max(manifest::MAX_NODE_LEN);
+    for (cid, lacking) in batch.iter().zip(lacking) {
+        if lacking.is_empty() {
+            continue;
+        }
+        let bytes = match node.get_chunk(*cid, most, false).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(%cid, error = %e, "no verified copy of a chunk to repair from");
+                report.problems += 1;
+                continue;
+            }
+        };
+        for h in lacking {
+            let put = if h == node.id {
+                // `get_chunk` keeps what a holder fetches; a copy found in
+                // the cache is written here.
+                if !node.store.has(cid).await? {
+                    node.store.write_bytes_hashed(*cid, bytes.clone()).await?;
+                }
+                report.fetched += 1;
+                Ok(())
+            } else if let Some(peer) = node.members.peer(&h) {
+                let sent = node.send_chunk(&peer, *cid, bytes.clone()).await;
+                if sent.is_ok() {
+                    report.pushed += 1;
+                }
+                sent
+            } else {
+                Ok(())
+            };
+            if let Err(why) = put {
+                report.problems += 1;
+                debug!(%cid, to = ?h, %why, "repair could not place a chunk");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn repair_one(
@@ -132,7 +293,7 @@ async fn repair_one(
     }
     let mut fanout =
         Fanout::open(lacking, || node.next_transfer(), node.config.stall_timeout).await;
-    node.send_object(&cid, &mut fanout).await?;
+    send_object(node, &cid, &mut fanout).await?;
     let commits = fanout.commit(entry, node.config.stall_timeout).await;
     report.pushed += commits.committed.len();
     report.problems += commits.failures.len();
@@ -148,4 +309,19 @@ async fn repair_one(
         node.replace_old(old).await;
     }
     Ok(())
+}
+
+/// Streams the local object `cid` into `fanout`.
+async fn send_object(node: &Node, cid: &Cid, fanout: &mut Fanout) -> Result<()> {
+    let mut reader = node.store.read(cid).await?;
+    let mut buf = BytesMut::new();
+    loop {
+        let chunk = transfer::read_chunk(&mut reader, &mut buf)
+            .await
+            .map_err(|e| ServerError::io("read object", cid.to_hex(), e))?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        fanout.send(&chunk).await;
+    }
 }

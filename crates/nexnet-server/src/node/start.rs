@@ -42,8 +42,9 @@ impl Node {
                 .await
                 .map_err(|e| ServerError::io("open", &dir, std::io::Error::other(e)))??
         };
+        let cache = super::cache::Cache::open(dir.join("cache"), config.cache_size).await?;
         // Before the transport binds, so no transfer is in flight.
-        sweep::collect_orphans(&store, &catalog).await;
+        sweep::remove_deleted(&store, &catalog).await;
         let mut tc = TransportConfig::new(id, secret);
         tc.advertise = config.advertise;
         tc.heartbeat_interval = config.heartbeat_interval;
@@ -58,6 +59,7 @@ impl Node {
             catalog,
             transport,
             replicas: Rendezvous::new(),
+            chunk_puts: Rendezvous::new(),
             fetches: Rendezvous::new(),
             next_transfer: AtomicU64::new(1),
             tasks: TaskTracker::new(),
@@ -65,6 +67,10 @@ impl Node {
             repair_soon: Notify::new(),
             connected: watch::Sender::new(0),
             budget: Arc::default(),
+            cache,
+            chunk_fetches: AtomicU64::new(0),
+            fetching: Default::default(),
+            referenced: Default::default(),
         });
         let span = info_span!("node", id = ?id);
         node.tasks

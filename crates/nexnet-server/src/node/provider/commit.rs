@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use nexnet_p2p::{Peer, RecvStream};
+use nexnet_store::ObjectWriter;
 use tracing::{Instrument, debug, info_span};
 
 use crate::{
@@ -73,16 +74,7 @@ pub(super) async fn commit(
 /// `entry`'s cid, and records the entry.
 async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> Result<(), Refusal> {
     entry.check().map_err(|_| Refusal::BadEntry)?;
-    let waiting = node.replicas.consumer(key);
-    let received = tokio::time::timeout(node.config.stall_timeout, waiting).await;
-    node.replicas.forget(&key);
-    let writer = match received {
-        Ok(Ok(Ok(writer))) => writer,
-        // Keeping the bytes failed here (the disk, say); else the stream did.
-        Ok(Ok(Err(PeerFailure::Local(e)))) => return Err(refusal_for(&e)),
-        Ok(Ok(Err(_))) => return Err(Refusal::NoStream),
-        Err(_) | Ok(Err(_)) => return Err(Refusal::NoStream),
-    };
+    let writer = take_replica(node, key).await?;
     let cid = entry.cid();
     if node.catalog.is_deleted(&cid) {
         return Err(Refusal::Deleted);
@@ -123,8 +115,23 @@ async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> R
     Ok(())
 }
 
+/// The replica that arrived (or arrives within the stall time-out) on
+/// transfer `key`, written and not yet committed.
+async fn take_replica(node: &Node, key: TransferKey) -> Result<ObjectWriter, Refusal> {
+    let waiting = node.replicas.consumer(key);
+    let received = tokio::time::timeout(node.config.stall_timeout, waiting).await;
+    node.replicas.forget(&key);
+    match received {
+        Ok(Ok(Ok(writer))) => Ok(writer),
+        // Keeping the bytes failed here (the disk, say); else the stream did.
+        Ok(Ok(Err(PeerFailure::Local(e)))) => Err(refusal_for(&e)),
+        Ok(Ok(Err(_))) => Err(Refusal::NoStream),
+        Err(_) | Ok(Err(_)) => Err(Refusal::NoStream),
+    }
+}
+
 /// What to tell the sender when keeping its replica failed here.
-fn refusal_for(e: &ServerError) -> Refusal {
+pub(super) fn refusal_for(e: &ServerError) -> Refusal {
     match e {
         e if e.is_disk_full() => Refusal::DiskFull,
         ServerError::Store(s) if is_corruption(s) => Refusal::WrongHash,

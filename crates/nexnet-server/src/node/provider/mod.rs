@@ -10,6 +10,7 @@ use nexnet_store::Cid;
 use super::{Node, membership};
 use crate::protocol::{Message, Refusal};
 
+pub(super) mod chunk;
 pub(super) mod commit;
 pub(super) mod delete;
 pub(super) mod lookup;
@@ -28,6 +29,16 @@ pub(super) async fn answer(node: &Arc<Node>, peer: &Peer<Message>, request: Mess
         Message::Delete { cid, tombstone } => {
             delete::delete(node, Cid::from_bytes(cid), tombstone).await
         }
+        Message::StoreChunk { transfer, cid } => {
+            chunk::store(node, peer, transfer, Cid::from_bytes(cid)).await
+        }
+        Message::HasMany(cids) => chunk::has_many(node, cids).await,
+        Message::DeleteChunks {
+            root,
+            tombstone,
+            cids,
+        } => chunk::delete(node, Cid::from_bytes(root), tombstone, cids).await,
+        Message::Referenced(cids) => node.answer_referenced(cids).await,
         _ => Message::Refused(Refusal::NotARequest),
     }
 }

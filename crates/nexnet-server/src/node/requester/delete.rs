@@ -1,16 +1,24 @@
 //! Deleting: a tombstone here first, then every member told. A member
 //! that cannot be told now learns it when it reconnects, or when it next
-//! asks about the object.
+//! asks about the object. A chunked file's manifest is read before its
+//! root goes, and its chunks and nodes are then dropped on their holders,
+//! in batches.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use nexnet_crypto::name_id;
+use nexnet_p2p::NodeId;
 use nexnet_store::Cid;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    CatalogEntry, DeleteReport, PeerFailure, Result, ServerError, catalog::Tombstone, check_name,
-    node::Node, protocol::Message,
+    CatalogEntry, DeleteReport, PeerFailure, Result, ServerError,
+    catalog::{Layout, Tombstone},
+    check_name,
+    manifest::Walk,
+    node::{Manifests, Node},
+    placement,
+    protocol::{MAX_LIST, Message},
 };
 
 impl Node {
@@ -22,9 +30,100 @@ impl Node {
             .find_entry(name_id)
             .await
             .ok_or_else(|| ServerError::NotFound { name: name.into() })?;
-        self.delete_everywhere(entry.cid(), Tombstone::new(name_id))
+        self.delete_file_everywhere(&entry, Tombstone::new(name_id))
             .instrument(info_span!("delete", %name_id))
             .await
+    }
+
+    /// Deletes `entry`'s file everywhere: its root (or object) with a
+    /// tombstone, then its chunks and manifest nodes.
+    async fn delete_file_everywhere(
+        self: &Arc<Self>,
+        entry: &CatalogEntry,
+        tombstone: Tombstone,
+    ) -> Result<DeleteReport> {
+        let cid = entry.cid();
+        let walk = match entry.layout {
+            Layout::Whole => None,
+            Layout::Chunked => match self.open_manifest(entry).await {
+                Ok(walk) => Some(walk),
+                Err(e) => {
+                    warn!(%cid, error = %e, "the manifest of a deleted file cannot be read: its chunks stay where they are");
+                    None
+                }
+            },
+        };
+        if let Some(walk) = walk {
+            // Chunks first, while every manifest node is still there to be
+            // read; each batch carries the tombstone.
+            self.catalog.tombstone(cid, tombstone).await?;
+            self.delete_chunks(cid, tombstone, &walk).await;
+        }
+        self.delete_everywhere(cid, tombstone).await
+    }
+
+    /// Drops every chunk and node `walk` names on its holders, a batch per
+    /// holder at a time, each with the file's tombstone.
+    async fn delete_chunks(&self, root: Cid, tombstone: Tombstone, walk: &Walk) {
+        let mut batches: HashMap<NodeId, Vec<[u8; 20]>> = HashMap::new();
+        let all = self.all_nodes();
+        let mut ids = walk.ids();
+        let (mut removed, mut failed) = (0usize, 0usize);
+        loop {
+            let id = match ids.next(&Manifests(self)).await {
+                Ok(Some(id)) => id.cid(),
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%root, error = %e, "a manifest node of a deleted file cannot be read: chunks below it stay");
+                    break;
+                }
+            };
+            self.cache.remove(&id).await;
+            for h in placement::holders(&id, all.clone(), self.config.replication) {
+                if h == self.id {
+                    match self.store.delete(&id).await {
+                        Ok(had) => removed += usize::from(had),
+                        Err(_) => failed += 1,
+                    }
+                    continue;
+                }
+                let batch = batches.entry(h).or_default();
+                batch.push(*id.as_bytes());
+                if batch.len() == MAX_LIST {
+                    let cids = std::mem::take(batch);
+                    failed += self.send_chunk_deletes(h, root, tombstone, cids).await;
+                }
+            }
+        }
+        for (h, cids) in batches {
+            if !cids.is_empty() {
+                failed += self.send_chunk_deletes(h, root, tombstone, cids).await;
+            }
+        }
+        debug!(%root, removed, failed, "dropped a deleted file's chunks");
+    }
+
+    /// Asks `holder` to drop `cids`; returns how many it could not be told.
+    async fn send_chunk_deletes(
+        &self,
+        holder: NodeId,
+        root: Cid,
+        tombstone: Tombstone,
+        cids: Vec<[u8; 20]>,
+    ) -> usize {
+        let n = cids.len();
+        let Some(peer) = self.members.peer(&holder) else {
+            return n;
+        };
+        let ask = Message::DeleteChunks {
+            root: *root.as_bytes(),
+            tombstone,
+            cids,
+        };
+        match peer.request(ask, self.config.request_timeout).await {
+            Ok(Message::Deleted { .. }) => 0,
+            _ => n,
+        }
     }
 
     /// A name now points at a new object: the old one goes everywhere.
@@ -34,7 +133,7 @@ impl Node {
             return;
         }
         if let Err(e) = self
-            .delete_everywhere(cid, Tombstone::new(old.name_id()))
+            .delete_file_everywhere(&old, Tombstone::new(old.name_id()))
             .await
         {
             warn!(%cid, error = %e, "could not remove a replaced object");

@@ -91,7 +91,7 @@ impl Node {
     }
 
     /// Waits for a fetch's stream, registered under `key` before asking.
-    async fn await_stream(
+    pub(crate) async fn await_stream(
         &self,
         key: TransferKey,
         rx: oneshot::Receiver<RecvStream>,

@@ -1,12 +1,18 @@
-//! Reading a file: its entry found, a verified copy of its object made
-//! sure of here (the local one, or one fetched), then the plaintext
+//! Reading a file: its entry found, then its root manifest verified and its
+//! chunks fetched and streamed (see [`FileReader`]); or, for a file of the
+//! first format, a verified copy of its one object made sure of here and
 //! streamed from it.
+
+use std::sync::Arc;
 
 use nexnet_crypto::name_id;
 use tracing::{Instrument, info_span, warn};
 
 use crate::{
-    CatalogEntry, FileReader, Result, ServerError, check_name,
+    CatalogEntry, FileReader, Result, ServerError,
+    catalog::Layout,
+    check_name,
+    manifest::{self, Walk},
     node::{Node, is_corruption},
 };
 
@@ -14,7 +20,7 @@ impl Node {
     /// Opens `name` for reading (see [`FileServer::get_with`](crate::FileServer::get_with)):
     /// `range` picks `(offset, len)` from the file's size, or `None` for all.
     pub(crate) async fn get_file(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         range: impl FnOnce(u64) -> Option<(u64, u64)>,
     ) -> Result<FileReader> {
@@ -31,6 +37,12 @@ impl Node {
                 // Refused before anything is fetched.
                 return Err(ServerError::RangeNotSatisfiable { offset, file_len });
             }
+            if entry.layout == Layout::Chunked {
+                let walk = self.open_manifest(&entry).await?;
+                // A file under another key is refused now, not mid-read.
+                self.key.keystream_for(&walk.root().header)?;
+                return FileReader::chunked(self.clone(), entry.cid(), walk, offset, len);
+            }
             self.ensure_local(&entry).await?;
             if self.catalog.get(&name_id).is_none() {
                 self.catalog.put(entry.clone()).await?;
@@ -39,6 +51,21 @@ impl Node {
         }
         .instrument(info_span!("get", %name_id))
         .await
+    }
+
+    /// The root manifest of `entry`'s file, verified, checked against the
+    /// entry, ready to walk.
+    pub(crate) async fn open_manifest(&self, entry: &CatalogEntry) -> Result<Walk> {
+        let cid = entry.cid();
+        let bytes = self.get_chunk(cid, entry.object_len, true).await?;
+        let walk = Walk::new(cid, manifest::Node::parse(cid, &bytes)?)?;
+        if walk.root().plain_len != entry.plain_len {
+            return Err(ServerError::Manifest {
+                cid,
+                reason: "the manifest's length is not the entry's",
+            });
+        }
+        Ok(walk)
     }
 
     /// Makes sure a verified copy of `entry`'s object is here: the local one

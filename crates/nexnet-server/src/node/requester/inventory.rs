@@ -6,17 +6,41 @@ use std::time::Duration;
 use nexnet_crypto::name_id;
 
 use crate::{
-    CatalogEntry, FileInfo, Result, ServerError, Stats, check_name, node::Node, placement,
+    CatalogEntry, FileInfo, Result, ServerError, Stats,
+    catalog::Layout,
+    check_name,
+    manifest::{LoadNode, Walk},
+    node::LocalManifests,
+    node::Node,
+    placement,
 };
 
 impl Node {
     /// Drops this node's copy of `name`'s object (see [`FileServer::evict`](crate::FileServer::evict)).
     pub(crate) async fn evict(&self, name: &str) -> Result<bool> {
         check_name(name)?;
-        match self.catalog.get(&name_id(name)) {
-            Some(entry) => Ok(self.store.delete(&entry.cid()).await?),
-            None => Err(ServerError::NotFound { name: name.into() }),
+        let Some(entry) = self.catalog.get(&name_id(name)) else {
+            return Err(ServerError::NotFound { name: name.into() });
+        };
+        let root = entry.cid();
+        let mut had = false;
+        if entry.layout == Layout::Chunked {
+            // Every chunk and node here goes too, from the store and the
+            // cache, as far as the manifest here tells (nothing is fetched
+            // to be dropped).
+            let local = LocalManifests(self);
+            if let Ok(root_node) = local.load(root).await {
+                let walk = Walk::new(root, root_node)?;
+                let mut ids = walk.ids();
+                while let Ok(Some(id)) = ids.next(&local).await {
+                    had |= self.store.delete(&id.cid()).await?;
+                    self.cache.remove(&id.cid()).await;
+                }
+            }
+            self.cache.remove(&root).await;
         }
+        had |= self.store.delete(&root).await?;
+        Ok(had)
     }
 
     /// Whether this node holds `name`'s object itself.
@@ -69,6 +93,10 @@ impl Node {
             files: self.catalog.len(),
             peers: self.members.peers().len(),
             members: self.members.ids().len(),
+            cached_bytes: self.cache.used(),
+            chunks_fetched: self
+                .chunk_fetches
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

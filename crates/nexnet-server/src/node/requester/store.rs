@@ -1,37 +1,80 @@
-//! Storing a file: one pass over the source (encrypt, hash, write here and
-//! to the other holders at once when every node holds every object), then
-//! a commit on every holder, the catalog entry, and the old version gone.
+//! Storing a file: one pass over the source (read, encrypt, cut, hash),
+//! each chunk put on its holders as soon as it is whole while the next is
+//! read, a bounded window of them in flight; then the manifest's nodes,
+//! the root last with the catalog entry, and the old version gone.
 
-use std::sync::Arc;
+use std::{pin::pin, sync::Arc};
 
-use bytes::BytesMut;
-use nexnet_crypto::{EncryptReader, name_id};
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, stream::FuturesUnordered};
+use nexnet_crypto::name_id;
 use nexnet_p2p::{NodeId, Peer};
-use nexnet_store::{Cid, ObjectWriter};
-use tokio::io::AsyncRead;
+use nexnet_store::Cid;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    task::JoinHandle,
+};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     CatalogEntry, PeerFailure, Receipt, Result, ServerError,
-    catalog::Put,
+    catalog::{Layout, Put},
     check_name,
+    manifest::{self, Builder},
     node::Node,
     placement,
     protocol::Message,
-    transfer::{self, Commits, Fanout},
+    transfer::{Commits, Fanout},
 };
 
-/// A store whose bytes are all written, ready to be committed.
+/// Chunks in flight at once: 4 MiB at the default size, so memory per
+/// store is a few MiB whatever the file's size.
+const STORE_WINDOW: usize = 4;
+
+/// How many objects a store remembers, to remove them here if it fails:
+/// 1.25 MiB of ids, a 64 GiB file at the default chunk size. What a larger
+/// failed store leaves goes with the collector.
+const MAX_REMEMBERED: usize = 64 * 1024;
+
+/// A store whose chunks are all on their holders, ready to be committed.
 struct StoreTail {
-    local: ObjectWriter,
-    fanout: Fanout,
+    root: Bytes,
     entry: CatalogEntry,
     previous: Option<CatalogEntry>,
-    /// Whether every node holds every object (the replicas were fed while
-    /// the source was read).
-    everyone_holds: bool,
-    /// How many peers the early fan-out reached.
-    early_reach: usize,
+    chunks: u64,
+    /// The first chunk that missed its write quorum (it is stored, on
+    /// fewer holders than asked).
+    short: Option<ServerError>,
+}
+
+/// A chunk's put: `Some` the quorum error if it landed on fewer holders
+/// than the quorum asks (but on one at least).
+type Put1 = JoinHandle<Result<Option<ServerError>>>;
+
+/// What the puts in flight found so far.
+#[derive(Default)]
+struct Window {
+    puts: FuturesUnordered<Put1>,
+    short: Option<ServerError>,
+    /// The objects put so far (the first [`MAX_REMEMBERED`]), to remove
+    /// if the store fails.
+    put: Vec<Cid>,
+}
+
+impl Window {
+    /// Takes in one finished put; fails on a chunk nobody stored.
+    fn took(
+        &mut self,
+        done: std::result::Result<Result<Option<ServerError>>, tokio::task::JoinError>,
+    ) -> Result<()> {
+        let short = done.map_err(|e| {
+            ServerError::io("store a chunk", "a node task", std::io::Error::other(e))
+        })??;
+        if self.short.is_none() {
+            self.short = short;
+        }
+        Ok(())
+    }
 }
 
 impl Node {
@@ -39,18 +82,18 @@ impl Node {
     pub(crate) async fn store_file(
         self: &Arc<Self>,
         name: &str,
-        source: impl AsyncRead + Unpin,
+        source: impl AsyncRead,
     ) -> Result<Receipt> {
         check_name(name)?;
         let name_id = name_id(name);
         let tail = self
-            .write_file(name, source)
+            .write_chunks(name, source)
             .instrument(info_span!("store", %name_id))
             .await;
         let tail = tail.map_err(|e| self.name_disk_full(e))?;
-        // Every byte is in. The rest runs on a task of the node's, so a
-        // caller that gives up (a dropped HTTP request) cannot leave an
-        // object without its catalog entry, or a name half replaced.
+        // Every chunk is in. The rest runs on a task of the node's, so a
+        // caller that gives up (a dropped HTTP request) cannot leave a root
+        // without its catalog entry, or a name half replaced.
         let node = self.clone();
         let span = info_span!("store", %name_id);
         self.tasks
@@ -62,58 +105,168 @@ impl Node {
             .map_err(|e| self.name_disk_full(e))
     }
 
-    /// Reads, encrypts and hashes the source into the local store (and the
-    /// replicas, when every node holds every object).
-    async fn write_file(
+    /// Reads, encrypts and cuts the source, putting each chunk (and each
+    /// manifest node the tree closes) on its holders. A store that fails
+    /// here waits for the puts in flight, then removes what it wrote into
+    /// this node's store: a failed store leaves nothing here (what other
+    /// holders committed is named by no file, and goes with the collector).
+    async fn write_chunks(
         self: &Arc<Self>,
         name: &str,
-        source: impl AsyncRead + Unpin,
+        source: impl AsyncRead,
+    ) -> Result<StoreTail> {
+        let mut window = Window::default();
+        let written = self.cut_and_put(name, source, &mut window).await;
+        if written.is_err() {
+            while window.puts.next().await.is_some() {}
+            for cid in &window.put {
+                let _ = self.store.delete(cid).await;
+            }
+        }
+        written
+    }
+
+    async fn cut_and_put(
+        self: &Arc<Self>,
+        name: &str,
+        source: impl AsyncRead,
+        in_flight: &mut Window,
     ) -> Result<StoreTail> {
         let name_id = name_id(name);
         // The version this store replaces, wherever it is known: a node
         // that never saw the name must still remove the old object.
         let previous = self.find_entry(name_id).await;
-        let everyone_holds = self.all_nodes().len() <= self.config.replication;
-        let mut source = EncryptReader::new(&self.key, source)?;
-        let mut local = self.store.begin().await?;
-        // With no more nodes than replicas every node holds every object,
-        // so the replicas can be fed while the source is read. Otherwise
-        // placement needs the cid, known only at the end.
-        let early_peers = if everyone_holds {
-            self.members.peers()
-        } else {
-            Vec::new()
-        };
-        let early_reach = early_peers.len();
-        let stall = self.config.stall_timeout;
-        let mut fanout = Fanout::open(early_peers, || self.next_transfer(), stall).await;
-        let mut buf = BytesMut::new();
+        let (header, mut keystream) = self.key.begin_object()?;
+        let chunk_size = self.config.chunk_size;
+        let mut builder = Builder::new(self.config.manifest_fanout);
+        let mut source = pin!(source);
+        let (mut plain_len, mut chunks) = (0u64, 0u64);
         loop {
-            let chunk = transfer::read_chunk(&mut source, &mut buf)
-                .await
-                .map_err(ServerError::Source)?;
-            if chunk.is_empty() {
+            let mut buf = BytesMut::with_capacity(chunk_size as usize);
+            while buf.len() < buf.capacity() {
+                if source
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(ServerError::Source)?
+                    == 0
+                {
+                    break;
+                }
+            }
+            if buf.is_empty() {
                 break;
             }
-            let (written, ()) = tokio::join!(local.write_chunk(chunk.clone()), fanout.send(&chunk));
-            written?;
+            let full = buf.len() == buf.capacity();
+            plain_len += buf.len() as u64;
+            chunks += 1;
+            keystream.apply(&mut buf);
+            let bytes = buf.freeze();
+            let cid = Cid::of(&bytes);
+            for node in builder.push(cid) {
+                self.put_windowed(in_flight, node.cid, node.bytes.into())
+                    .await?;
+            }
+            self.put_windowed(in_flight, cid, bytes).await?;
+            if !full {
+                break;
+            }
         }
-        let plain_len = source.plaintext_len();
-        let (cid, object_len) = (local.cid(), local.len());
-        let mut entry = CatalogEntry::new(&self.key, name, name_id, cid, object_len, plain_len)?;
+        let root = manifest::Root {
+            header,
+            plain_len,
+            chunk_size,
+            fanout: self.config.manifest_fanout,
+            chunk_count: chunks,
+        };
+        let mut nodes = builder.finish(root);
+        // The last node is the root; it goes with the catalog entry.
+        let root = nodes.pop().ok_or(ServerError::Manifest {
+            cid: Cid::of(&[]),
+            reason: "the builder made no root",
+        })?;
+        for node in nodes {
+            self.put_windowed(in_flight, node.cid, node.bytes.into())
+                .await?;
+        }
+        while let Some(done) = in_flight.puts.next().await {
+            in_flight.took(done)?;
+        }
+        let mut entry = CatalogEntry::with_layout(
+            &self.key,
+            name,
+            name_id,
+            root.cid,
+            root.bytes.len() as u64,
+            plain_len,
+            Layout::Chunked,
+        )?;
         // Later than the version it replaces, whatever the clocks say:
         // every node keeps the entry with the latest time.
         if let Some(p) = &previous {
             entry.created_ms = entry.created_ms.max(p.created_ms.saturating_add(1));
         }
         Ok(StoreTail {
-            local,
-            fanout,
+            root: root.bytes.into(),
             entry,
             previous,
-            everyone_holds,
-            early_reach,
+            chunks,
+            short: in_flight.short.take(),
         })
+    }
+
+    /// Puts `cid` on its holders on a task of its own, once fewer than
+    /// [`STORE_WINDOW`] are in flight (the first failure ends the store).
+    async fn put_windowed(
+        self: &Arc<Self>,
+        in_flight: &mut Window,
+        cid: Cid,
+        bytes: Bytes,
+    ) -> Result<()> {
+        while in_flight.puts.len() >= STORE_WINDOW {
+            if let Some(done) = in_flight.puts.next().await {
+                in_flight.took(done)?;
+            }
+        }
+        if in_flight.put.len() < MAX_REMEMBERED {
+            in_flight.put.push(cid);
+        }
+        let node = self.clone();
+        in_flight
+            .puts
+            .push(self.spawn(async move { node.put_with_quorum(cid, bytes).await }));
+        Ok(())
+    }
+
+    /// Puts one chunk on its holders. Fewer commits than the write quorum
+    /// asks are reported (the store goes on, and fails at the end, as a
+    /// store of the first release did); none at all fail the store now.
+    async fn put_with_quorum(
+        self: Arc<Self>,
+        cid: Cid,
+        bytes: Bytes,
+    ) -> Result<Option<ServerError>> {
+        let (holders, committed, failures) = self.put_chunk(cid, bytes).await?;
+        let (committed, missed) = tally(committed, failures, &holders, self.id, false);
+        let reachable = committed.len()
+            + missed
+                .iter()
+                .filter(|(_, why)| !matches!(why, PeerFailure::NotConnected))
+                .count();
+        let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
+        if committed.len() >= needed {
+            return Ok(None);
+        }
+        warn!(%cid, needed, committed = committed.len(), "chunk below its write quorum");
+        let short = ServerError::Quorum {
+            cid,
+            needed,
+            committed,
+            failures: missed,
+        };
+        if matches!(&short, ServerError::Quorum { committed, .. } if committed.is_empty()) {
+            return Err(short);
+        }
+        Ok(Some(short))
     }
 
     /// A store that failed for lack of space says so, and on which node:
@@ -129,14 +282,20 @@ impl Node {
         }
     }
 
-    /// Commits a store whose bytes are all written (see [`StoreTail`]).
+    /// Commits the root with the catalog entry on the root's holders (see
+    /// [`StoreTail`]), and records the entry here.
     async fn finish_store(self: Arc<Self>, tail: StoreTail) -> Result<Receipt> {
-        let entry = tail.entry.clone();
-        let previous = tail.previous.clone();
+        let StoreTail {
+            root,
+            entry,
+            previous,
+            chunks,
+            short,
+        } = tail;
         let cid = entry.cid();
         let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
         let self_holds = holders.contains(&self.id);
-        let (commits, reachable) = self.commit_on_holders(tail, &holders, self_holds).await?;
+        let (commits, reachable) = self.commit_root(&entry, root, &holders, self_holds).await?;
         let (committed, missed) = tally(
             commits.committed,
             commits.failures,
@@ -146,7 +305,7 @@ impl Node {
         );
         let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
         // The entry goes in even on a non-holder, and even below the
-        // quorum: the name now points at the new object (readable where it
+        // quorum: the name now points at the new file (readable where it
         // landed), so the old one goes.
         self.record(entry.clone(), previous, commits.newer).await?;
         if committed.len() < needed {
@@ -158,56 +317,56 @@ impl Node {
                 failures: missed,
             });
         }
-        if !self_holds {
-            // Placement put it elsewhere and enough holders have it.
-            self.store.delete(&cid).await?;
+        if let Some(short) = short {
+            return Err(short);
         }
-        info!(%cid, bytes = entry.plain_len, committed = committed.len(), "stored");
+        info!(%cid, bytes = entry.plain_len, chunks, committed = committed.len(), "stored");
         Ok(Receipt {
             cid,
             object_len: entry.object_len,
             plain_len: entry.plain_len,
+            chunks,
             holders,
             committed,
             missed,
         })
     }
 
-    /// Commits the object here and on the other `holders`. Returns what
-    /// they answered and how many holders were reachable when their part
-    /// of the transfer began (this one included, if it is a holder).
-    async fn commit_on_holders(
+    /// Commits the root here (if this node holds it) and on the other
+    /// `holders`, each recording the entry. Returns what they answered and
+    /// how many holders were reachable (this one included, if it is one).
+    async fn commit_root(
         &self,
-        tail: StoreTail,
+        entry: &CatalogEntry,
+        root: Bytes,
         holders: &[NodeId],
         self_holds: bool,
     ) -> Result<(Commits, usize)> {
-        let StoreTail {
-            local,
-            fanout,
-            entry,
-            everyone_holds,
-            early_reach,
-            ..
-        } = tail;
         let stall = self.config.stall_timeout;
-        let self_holds = usize::from(self_holds);
-        if everyone_holds {
-            // Every node commits (and fsyncs) at the same time.
-            let (local, remote) = tokio::join!(local.commit(), fanout.commit(&entry, stall));
-            local?;
-            return Ok((remote, self_holds + early_reach));
-        }
         let remote: Vec<Peer<Message>> = holders
             .iter()
             .filter(|h| **h != self.id)
             .filter_map(|h| self.members.peer(h))
             .collect();
-        let reachable = self_holds + remote.len();
-        local.commit().await?;
-        let mut fanout = Fanout::open(remote, || self.next_transfer(), stall).await;
-        self.send_object(&entry.cid(), &mut fanout).await?;
-        Ok((fanout.commit(&entry, stall).await, reachable))
+        let reachable = usize::from(self_holds) + remote.len();
+        let remote = async {
+            let mut fanout = Fanout::open(remote, || self.next_transfer(), stall).await;
+            fanout.send(&root).await;
+            fanout.commit(entry, stall).await
+        };
+        let local = async {
+            if self_holds {
+                self.store
+                    .write_bytes_hashed(entry.cid(), root.clone())
+                    .await
+                    .map(drop)
+            } else {
+                Ok(())
+            }
+        };
+        let (local, remote) = tokio::join!(local, remote);
+        local?;
+        Ok((remote, reachable))
     }
 
     /// Records `entry` (after a newer store a holder answered with, so this
@@ -239,21 +398,6 @@ impl Node {
             self.replace_old(o).await;
         }
         Ok(())
-    }
-
-    /// Streams the local object `cid` into `fanout`.
-    pub(crate) async fn send_object(&self, cid: &Cid, fanout: &mut Fanout) -> Result<()> {
-        let mut reader = self.store.read(cid).await?;
-        let mut buf = BytesMut::new();
-        loop {
-            let chunk = transfer::read_chunk(&mut reader, &mut buf)
-                .await
-                .map_err(|e| ServerError::io("read object", cid.to_hex(), e))?;
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            fanout.send(&chunk).await;
-        }
     }
 }
 

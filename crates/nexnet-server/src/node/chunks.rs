@@ -1,0 +1,339 @@
+//! Chunks and manifest nodes as a node moves them: small objects whose cid
+//! and length are known before they travel, read and sent whole (a chunk is
+//! at most 16 MiB, a manifest node 320 KiB), verified before use.
+//!
+//! The requester side puts a chunk on its holders ([`Node::put_chunk`]) and
+//! gets one from wherever a verified copy is ([`Node::get_chunk`]); the
+//! provider side's answers are in `provider::chunk`.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::join_all;
+use nexnet_p2p::{NodeId, Peer};
+use nexnet_store::{Cid, ObjectStore, StoreError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{debug, warn};
+
+use super::{Node, is_corruption};
+use crate::{
+    PeerFailure, Result, ServerError,
+    manifest::{self, LoadNode},
+    placement,
+    protocol::Message,
+    transfer::Failure,
+};
+
+/// Reads object `cid` of `len` bytes (at most, for a manifest node) from
+/// `store` whole, and hashes it: `None` if it is not there, or if it failed
+/// verification (it is then quarantined).
+pub(crate) async fn read_verified(
+    store: &ObjectStore,
+    cid: &Cid,
+    len: u64,
+) -> Result<Option<Bytes>> {
+    let mut reader = match store.read(cid).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if reader.len() > len {
+        // Longer than it can be: not this chunk (or a whole object of the
+        // first format asked for as a manifest). A fetched copy replaces a
+        // visibly damaged one.
+        return Ok(None);
+    }
+    let mut buf = BytesMut::with_capacity(reader.len() as usize);
+    reader
+        .read_buf_exact(&mut buf)
+        .await
+        .map_err(|e| ServerError::io("read chunk", cid.to_hex(), e))?;
+    if Cid::of(&buf) == *cid {
+        return Ok(Some(buf.freeze()));
+    }
+    // The store quarantines what fails its own verification.
+    match store.verify(cid).await {
+        Err(e) if is_corruption(&e) => warn!(%cid, "local chunk failed verification; quarantined"),
+        _ => warn!(%cid, "local chunk changed while read"),
+    }
+    Ok(None)
+}
+
+trait ReadExact {
+    async fn read_buf_exact(&mut self, buf: &mut BytesMut) -> std::io::Result<()>;
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> ReadExact for R {
+    async fn read_buf_exact(&mut self, buf: &mut BytesMut) -> std::io::Result<()> {
+        while buf.len() < buf.capacity() {
+            if self.read_buf(buf).await? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a node does to load manifest nodes: from wherever a verified copy
+/// is, like a chunk.
+pub(crate) struct Manifests<'a>(pub &'a Node);
+
+impl LoadNode for Manifests<'_> {
+    async fn load(&self, cid: Cid) -> Result<manifest::Node> {
+        let bytes = self.0.get_chunk(cid, manifest::MAX_NODE_LEN, false).await?;
+        manifest::Node::parse(cid, &bytes)
+    }
+}
+
+/// A reader's place in the line for one chunk's fetch; the last one out
+/// (even one stopped half-way) removes the line.
+struct Gate<'a> {
+    node: &'a Node,
+    cid: Cid,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut fetching = self.node.fetching.lock();
+        // Ours and the map's: nobody else waits.
+        if Arc::strong_count(&self.lock) <= 2 {
+            fetching.remove(&self.cid);
+        }
+    }
+}
+
+/// Loads manifest nodes from this node's own store only (for what must not
+/// fetch: an evict).
+pub(crate) struct LocalManifests<'a>(pub &'a Node);
+
+impl LoadNode for LocalManifests<'_> {
+    async fn load(&self, cid: Cid) -> Result<manifest::Node> {
+        match read_verified(&self.0.store, &cid, manifest::MAX_NODE_LEN).await? {
+            Some(bytes) => manifest::Node::parse(cid, &bytes),
+            None => Err(ServerError::Store(StoreError::NotFound { cid })),
+        }
+    }
+}
+
+impl Node {
+    /// Puts chunk `cid` on its holders (this node, if it is one, and the
+    /// others at once). Returns the holders, those that committed, and
+    /// those that did not with why.
+    pub(crate) async fn put_chunk(
+        self: &Arc<Self>,
+        cid: Cid,
+        bytes: Bytes,
+    ) -> Result<(Vec<NodeId>, Vec<NodeId>, Vec<Failure>)> {
+        let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
+        let (mut committed, mut failures) = (Vec::new(), Vec::new());
+        let remote: Vec<NodeId> = holders.iter().copied().filter(|h| *h != self.id).collect();
+        let local = async {
+            if holders.contains(&self.id) {
+                Some(self.store.write_bytes_hashed(cid, bytes.clone()).await)
+            } else {
+                None
+            }
+        };
+        let sends = join_all(remote.iter().map(|h| {
+            let bytes = bytes.clone();
+            async move {
+                let Some(peer) = self.members.peer(h) else {
+                    return (*h, Err(PeerFailure::NotConnected));
+                };
+                (*h, self.send_chunk(&peer, cid, bytes).await)
+            }
+        }));
+        let (local, sent) = tokio::join!(local, sends);
+        if let Some(local) = local {
+            local?;
+            committed.push(self.id);
+            self.cache.remove(&cid).await;
+        }
+        for (node, answer) in sent {
+            match answer {
+                Ok(()) => committed.push(node),
+                Err(why) => failures.push((node, why)),
+            }
+        }
+        Ok((holders, committed, failures))
+    }
+
+    /// Sends chunk `cid` to `peer` and has it committed there.
+    pub(crate) async fn send_chunk(
+        &self,
+        peer: &Peer<Message>,
+        cid: Cid,
+        bytes: Bytes,
+    ) -> std::result::Result<(), PeerFailure> {
+        let stall = self.config.stall_timeout;
+        let transfer = self.next_transfer();
+        let opening = Message::Chunk {
+            transfer,
+            cid: *cid.as_bytes(),
+            len: bytes.len() as u64,
+        };
+        let sent = async {
+            let mut stream = peer.open_stream(opening).await?;
+            stream.write_chunk(bytes).await?;
+            stream.shutdown().await?;
+            Ok::<_, PeerFailure>(())
+        };
+        tokio::time::timeout(stall, sent)
+            .await
+            .map_err(|_| PeerFailure::Stalled(stall))??;
+        let commit = Message::StoreChunk {
+            transfer,
+            cid: *cid.as_bytes(),
+        };
+        match peer.request(commit, stall).await? {
+            Message::Committed => Ok(()),
+            Message::Refused(why) => Err(PeerFailure::Refused(why)),
+            other => Err(PeerFailure::Unexpected(other.kind())),
+        }
+    }
+
+    /// Chunk (or manifest node) `cid`, verified: this node's copy, its
+    /// cache's, or one fetched from the holders and then any other member.
+    /// `len` is its exact length, or with `exact` false the most it may be.
+    /// A holder that does not start within the hedge delay, or sends a bad
+    /// copy, is passed over for this chunk only. What a non-holder fetched
+    /// goes into its cache.
+    pub(crate) async fn get_chunk(&self, cid: Cid, len: u64, exact: bool) -> Result<Bytes> {
+        if let Some(bytes) = read_verified(&self.store, &cid, len).await? {
+            return Ok(bytes);
+        }
+        if let Some(bytes) = self.cache.get(&cid, len).await {
+            return Ok(bytes);
+        }
+        // One fetch per chunk at a time: readers of the same chunk (two gets
+        // of one file, a retried get while the first one's fetches finish)
+        // wait for it and take the copy it kept.
+        let gate = Gate {
+            node: self,
+            cid,
+            lock: self.fetching.lock().entry(cid).or_default().clone(),
+        };
+        // Released before the gate is dropped (locals drop in reverse).
+        let _turn = gate.lock.lock().await;
+        self.get_chunk_once(cid, len, exact).await
+    }
+
+    async fn get_chunk_once(&self, cid: Cid, len: u64, exact: bool) -> Result<Bytes> {
+        if let Some(bytes) = read_verified(&self.store, &cid, len).await? {
+            return Ok(bytes);
+        }
+        if let Some(bytes) = self.cache.get(&cid, len).await {
+            return Ok(bytes);
+        }
+        let nodes = self.all_nodes();
+        let holders = placement::holders(&cid, nodes.clone(), self.config.replication);
+        let mut order = placement::holders(&cid, nodes, usize::MAX);
+        order.retain(|n| *n != self.id);
+        let mut attempts: Vec<Failure> = Vec::new();
+        let count = order.len();
+        for (i, node) in order.into_iter().enumerate() {
+            let Some(peer) = self.members.peer(&node) else {
+                continue;
+            };
+            // The last one to ask gets the full time-out.
+            let start = if i + 1 < count {
+                self.config.hedge_delay
+            } else {
+                self.config.request_timeout
+            };
+            match self.fetch_chunk(&peer, cid, len, exact, start).await {
+                Ok(bytes) => {
+                    if holders.contains(&self.id) {
+                        // Ours by placement (a copy lost here): keep it.
+                        if let Err(e) = self.store.write_bytes_hashed(cid, bytes.clone()).await {
+                            debug!(%cid, error = %e, "could not keep a fetched chunk");
+                        }
+                    } else {
+                        self.cache.put(cid, bytes.clone()).await;
+                    }
+                    // Counted once kept: a read stopped before that fetches
+                    // it again.
+                    self.chunk_fetches
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(bytes);
+                }
+                Err(why) => {
+                    debug!(%cid, from = ?node, %why, "chunk fetch failed; trying the next node");
+                    attempts.push((node, why));
+                }
+            }
+        }
+        Err(ServerError::Unavailable { cid, attempts })
+    }
+
+    /// Asks `peer` for `cid` and reads it whole, verified. `start` bounds
+    /// the wait for its answer; the transfer then has the stall time-out.
+    async fn fetch_chunk(
+        &self,
+        peer: &Peer<Message>,
+        cid: Cid,
+        len: u64,
+        exact: bool,
+        start: std::time::Duration,
+    ) -> std::result::Result<Bytes, PeerFailure> {
+        let transfer = self.next_transfer();
+        let key = (peer.node_id(), transfer);
+        let stream = self.fetches.consumer(key);
+        let ask = Message::Fetch {
+            cid: *cid.as_bytes(),
+            transfer,
+        };
+        let offered = match peer.request(ask, start).await {
+            Ok(Message::Sending { len: n }) if n == len || (!exact && n <= len) => Ok(n),
+            Ok(Message::Sending { len: n }) => Err(PeerFailure::WrongLength {
+                offered: n,
+                expected: len,
+            }),
+            Ok(Message::Missing) => Err(PeerFailure::Missing),
+            Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
+            Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
+            Err(e) => Err(e.into()),
+        };
+        let n = match offered {
+            Ok(n) => n,
+            Err(why) => {
+                self.fetches.forget(&key);
+                return Err(why);
+            }
+        };
+        let mut stream = self.await_stream(key, stream).await?;
+        let stall = self.config.stall_timeout;
+        // Bounded by the length checked above.
+        let mut buf = BytesMut::with_capacity(n as usize);
+        loop {
+            let piece = tokio::time::timeout(stall, stream.read_chunk())
+                .await
+                .map_err(|_| PeerFailure::Stalled(stall))??;
+            let Some(piece) = piece else { break };
+            if (buf.len() + piece.len()) as u64 > n {
+                return Err(PeerFailure::WrongLength {
+                    offered: (buf.len() + piece.len()) as u64,
+                    expected: n,
+                });
+            }
+            buf.extend_from_slice(&piece);
+        }
+        if buf.len() as u64 != n {
+            return Err(PeerFailure::WrongLength {
+                offered: buf.len() as u64,
+                expected: n,
+            });
+        }
+        if Cid::of(&buf) != cid {
+            // Its copy is bad: tell it, so it moves it aside.
+            let _ = peer
+                .send(Message::Corrupt {
+                    cid: *cid.as_bytes(),
+                })
+                .await;
+            return Err(PeerFailure::BadCopy);
+        }
+        Ok(buf.freeze())
+    }
+}
