@@ -286,17 +286,23 @@ impl Builder {
             self.levels.push(Vec::new());
         }
         if self.levels[level].len() == self.fanout {
-            let ids = std::mem::take(&mut self.levels[level]);
-            let node = Closed::of(&Node {
-                depth: depth_of(level),
-                root: None,
-                ids,
-            });
-            let up = node.cid;
-            closed.push(node);
-            self.push_at(level + 1, up, closed);
+            self.close(level, closed);
         }
         self.levels[level].push(id);
+    }
+
+    /// Closes the open node of `level` (not the root's), handing it back
+    /// and its id to the level above, which may close in turn.
+    fn close(&mut self, level: usize, closed: &mut Vec<Closed>) {
+        let ids = std::mem::take(&mut self.levels[level]);
+        let node = Closed::of(&Node {
+            depth: depth_of(level),
+            root: None,
+            ids,
+        });
+        let up = node.cid;
+        closed.push(node);
+        self.push_at(level + 1, up, closed);
     }
 
     /// Closes every open node; the last one returned is the root.
@@ -304,17 +310,8 @@ impl Builder {
         let mut closed = Vec::new();
         let mut level = 0;
         while level + 1 < self.levels.len() {
-            let ids = std::mem::take(&mut self.levels[level]);
-            if !ids.is_empty() {
-                let node = Closed::of(&Node {
-                    depth: depth_of(level),
-                    root: None,
-                    ids,
-                });
-                let up = node.cid;
-                closed.push(node);
-                // May close a full node above (and add a level).
-                self.push_at(level + 1, up, &mut closed);
+            if !self.levels[level].is_empty() {
+                self.close(level, &mut closed);
             }
             level += 1;
         }

@@ -34,6 +34,45 @@ pub(crate) async fn read_chunk(
     Ok(buf.split().freeze())
 }
 
+/// Why a stream did not carry exactly the bytes announced.
+#[derive(Debug)]
+pub(crate) enum Short {
+    /// Nothing came for the stall time-out.
+    Stalled(Duration),
+    /// The stream broke (a reset says why).
+    Broken(std::io::Error),
+    /// It carried this many bytes (at least), not the length announced.
+    Length(u64),
+}
+
+/// Reads a stream whole into memory: exactly `len` bytes, a length the
+/// caller has bounded. The buffer grows with what arrives, never to a
+/// length only announced.
+pub(crate) async fn read_whole(
+    stream: &mut RecvStream,
+    len: u64,
+    stall: Duration,
+) -> Result<Bytes, Short> {
+    let mut buf = BytesMut::new();
+    loop {
+        let piece = match tokio::time::timeout(stall, stream.read_chunk()).await {
+            Err(_) => return Err(Short::Stalled(stall)),
+            Ok(Err(e)) => return Err(Short::Broken(e)),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(piece))) => piece,
+        };
+        let got = (buf.len() + piece.len()) as u64;
+        if got > len {
+            return Err(Short::Length(got));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    if buf.len() as u64 != len {
+        return Err(Short::Length(buf.len() as u64));
+    }
+    Ok(buf.freeze())
+}
+
 /// A failure to tell the caller about: which node, and why.
 pub(crate) type Failure = (NodeId, PeerFailure);
 

@@ -21,7 +21,7 @@ use crate::{
     manifest::{self, LoadNode},
     placement,
     protocol::Message,
-    transfer::Failure,
+    transfer::{self, Failure, Short},
 };
 
 /// Reads object `cid` of `len` bytes (at most, for a manifest node) from
@@ -277,54 +277,19 @@ impl Node {
         exact: bool,
         start: std::time::Duration,
     ) -> std::result::Result<Bytes, PeerFailure> {
-        let transfer = self.next_transfer();
-        let key = (peer.node_id(), transfer);
-        let stream = self.fetches.consumer(key);
-        let ask = Message::Fetch {
-            cid: *cid.as_bytes(),
-            transfer,
-        };
-        let offered = match peer.request(ask, start).await {
-            Ok(Message::Sending { len: n }) if n == len || (!exact && n <= len) => Ok(n),
-            Ok(Message::Sending { len: n }) => Err(PeerFailure::WrongLength {
-                offered: n,
-                expected: len,
-            }),
-            Ok(Message::Missing) => Err(PeerFailure::Missing),
-            Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
-            Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
-            Err(e) => Err(e.into()),
-        };
-        let n = match offered {
-            Ok(n) => n,
-            Err(why) => {
-                self.fetches.forget(&key);
-                return Err(why);
-            }
-        };
-        let mut stream = self.await_stream(key, stream).await?;
-        let stall = self.config.stall_timeout;
+        let accept = |n: u64| n == len || (!exact && n <= len);
+        let (n, mut stream) = self.ask_to_send(peer, cid, start, accept, len).await?;
         // Bounded by the length checked above.
-        let mut buf = BytesMut::with_capacity(n as usize);
-        loop {
-            let piece = tokio::time::timeout(stall, stream.read_chunk())
-                .await
-                .map_err(|_| PeerFailure::Stalled(stall))??;
-            let Some(piece) = piece else { break };
-            if (buf.len() + piece.len()) as u64 > n {
-                return Err(PeerFailure::WrongLength {
-                    offered: (buf.len() + piece.len()) as u64,
+        let buf = transfer::read_whole(&mut stream, n, self.config.stall_timeout)
+            .await
+            .map_err(|short| match short {
+                Short::Length(got) => PeerFailure::WrongLength {
+                    offered: got,
                     expected: n,
-                });
-            }
-            buf.extend_from_slice(&piece);
-        }
-        if buf.len() as u64 != n {
-            return Err(PeerFailure::WrongLength {
-                offered: buf.len() as u64,
-                expected: n,
-            });
-        }
+                },
+                Short::Stalled(d) => PeerFailure::Stalled(d),
+                Short::Broken(e) => e.into(),
+            })?;
         if Cid::of(&buf) != cid {
             // Its copy is bad: tell it, so it moves it aside.
             let _ = peer
@@ -334,6 +299,6 @@ impl Node {
                 .await;
             return Err(PeerFailure::BadCopy);
         }
-        Ok(buf.freeze())
+        Ok(buf)
     }
 }

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use nexnet_p2p::{Peer, RecvStream, ResetCode};
 use nexnet_store::Cid;
 use tracing::debug;
@@ -16,6 +15,7 @@ use crate::{
     catalog::Tombstone,
     node::Node,
     protocol::{MAX_LIST, Message, Refusal},
+    transfer::{self, Short},
 };
 
 /// Receives a `Chunk` stream on a task: whole into memory (within the
@@ -44,28 +44,16 @@ pub(in crate::node) fn receive(
                     received: len,
                     expected: u64::from(crate::manifest::MAX_CHUNK_SIZE),
                 })?;
-            let mut buf = BytesMut::new();
-            loop {
-                let piece = match tokio::time::timeout(stall, stream.read_chunk()).await {
-                    Ok(Ok(Some(piece))) => piece,
-                    Ok(Ok(None)) => break,
-                    Ok(Err(_)) | Err(_) => return Err(Refusal::NoStream),
-                };
-                if (buf.len() + piece.len()) as u64 > len {
-                    return Err(Refusal::WrongLength {
-                        received: (buf.len() + piece.len()) as u64,
+            let buf = transfer::read_whole(&mut stream, len, stall)
+                .await
+                .map_err(|short| match short {
+                    Short::Length(received) => Refusal::WrongLength {
+                        received,
                         expected: len,
-                    });
-                }
-                buf.extend_from_slice(&piece);
-            }
-            if buf.len() as u64 != len {
-                return Err(Refusal::WrongLength {
-                    received: buf.len() as u64,
-                    expected: len,
-                });
-            }
-            match n.store.write_bytes_expecting(cid, buf.freeze()).await {
+                    },
+                    Short::Stalled(_) | Short::Broken(_) => Refusal::NoStream,
+                })?;
+            match n.store.write_bytes_expecting(cid, buf).await {
                 Ok(_) => Ok(()),
                 Err(e) => {
                     let e = ServerError::from(e);

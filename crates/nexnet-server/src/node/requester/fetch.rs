@@ -3,6 +3,7 @@
 //! whose copy fails is told (it quarantines it); one that stalls is left.
 
 use nexnet_p2p::{Peer, RecvStream};
+use nexnet_store::Cid;
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
@@ -45,29 +46,16 @@ impl Node {
         entry: &CatalogEntry,
     ) -> std::result::Result<(), PeerFailure> {
         let cid = entry.cid();
-        let transfer = self.next_transfer();
-        let key = (peer.node_id(), transfer);
-        let stream = self.fetches.consumer(key);
-        let ask = Message::Fetch {
-            cid: *cid.as_bytes(),
-            transfer,
-        };
-        let offered = match peer.request(ask, self.config.request_timeout).await {
-            Ok(Message::Sending { len }) if len == entry.object_len => Ok(()),
-            Ok(Message::Sending { len }) => Err(PeerFailure::WrongLength {
-                offered: len,
-                expected: entry.object_len,
-            }),
-            Ok(Message::Missing) => Err(PeerFailure::Missing),
-            Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
-            Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(why) = offered {
-            self.fetches.forget(&key);
-            return Err(why);
-        }
-        let stream = self.await_stream(key, stream).await?;
+        let expected = entry.object_len;
+        let (_, stream) = self
+            .ask_to_send(
+                peer,
+                cid,
+                self.config.request_timeout,
+                |n| n == expected,
+                expected,
+            )
+            .await?;
         let stall = self.config.stall_timeout;
         let writer = transfer::receive(&self.store, stream, Some(entry.object_len), stall).await?;
         match writer.commit_expecting(cid).await {
@@ -90,8 +78,46 @@ impl Node {
         }
     }
 
+    /// Asks `peer` to send `cid` (`Fetch`), waiting `start` for its answer,
+    /// and returns the length it offered, if `accept` takes it (else a
+    /// wrong length against `expected`), and the stream that carries it.
+    pub(crate) async fn ask_to_send(
+        &self,
+        peer: &Peer<Message>,
+        cid: Cid,
+        start: std::time::Duration,
+        accept: impl Fn(u64) -> bool,
+        expected: u64,
+    ) -> std::result::Result<(u64, RecvStream), PeerFailure> {
+        let transfer = self.next_transfer();
+        let key = (peer.node_id(), transfer);
+        let stream = self.fetches.consumer(key);
+        let ask = Message::Fetch {
+            cid: *cid.as_bytes(),
+            transfer,
+        };
+        let offered = match peer.request(ask, start).await {
+            Ok(Message::Sending { len }) if accept(len) => Ok(len),
+            Ok(Message::Sending { len }) => Err(PeerFailure::WrongLength {
+                offered: len,
+                expected,
+            }),
+            Ok(Message::Missing) => Err(PeerFailure::Missing),
+            Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
+            Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
+            Err(e) => Err(e.into()),
+        };
+        match offered {
+            Ok(len) => Ok((len, self.await_stream(key, stream).await?)),
+            Err(why) => {
+                self.fetches.forget(&key);
+                Err(why)
+            }
+        }
+    }
+
     /// Waits for a fetch's stream, registered under `key` before asking.
-    pub(crate) async fn await_stream(
+    async fn await_stream(
         &self,
         key: TransferKey,
         rx: oneshot::Receiver<RecvStream>,
