@@ -29,6 +29,11 @@ const VERSION: u8 = 1;
 const FLAG_ROOT: u16 = 1;
 const PREFIX_LEN: usize = 8;
 const ROOT_LEN: usize = HEADER_LEN + 8 + 4 + 4 + 8;
+/// A last chunk shorter than this is kept in the root, not as an object:
+/// two files' 1-byte tails share their cid with probability 1/256, and a
+/// chunk must belong to one file only (a delete drops it). At 32 bytes two
+/// chunks collide with probability 2^-256.
+pub const MIN_CHUNK_OBJECT: u64 = 32;
 
 /// The fan-out of new files: 16,384 ids (320 KiB) per node, so one node
 /// covers 16 GiB of 1 MiB chunks and a root of depth 1 covers 256 TiB.
@@ -47,7 +52,8 @@ const MAX_DEPTH: u8 = 4;
 const MIN_FANOUT: u32 = 2;
 
 /// The longest a manifest node can be: a root with a full list.
-pub const MAX_NODE_LEN: u64 = (PREFIX_LEN + ROOT_LEN + 4 + FANOUT as usize * CID_LEN) as u64;
+pub const MAX_NODE_LEN: u64 =
+    (PREFIX_LEN + ROOT_LEN + 1 + MIN_CHUNK_OBJECT as usize + 4 + FANOUT as usize * CID_LEN) as u64;
 
 /// What a root says about its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +66,8 @@ pub struct Root {
     pub chunk_size: u32,
     /// Ids per node.
     pub fanout: u32,
-    /// How many chunks the file has.
+    /// How many chunks the file has as objects (a short tail, kept in the
+    /// root, is not one of them).
     pub chunk_count: u64,
 }
 
@@ -83,6 +90,18 @@ impl Root {
         offset / c..end.div_ceil(c)
     }
 
+    /// How long the tail kept in the root is: the last chunk, when it is
+    /// shorter than [`MIN_CHUNK_OBJECT`].
+    pub fn tail_len(&self) -> u64 {
+        let rest = self.plain_len % u64::from(self.chunk_size);
+        if rest < MIN_CHUNK_OBJECT { rest } else { 0 }
+    }
+
+    /// How many chunks hold the file: the objects, and the tail if any.
+    pub fn chunks_total(&self) -> u64 {
+        self.plain_len.div_ceil(u64::from(self.chunk_size))
+    }
+
     fn check(&self) -> std::result::Result<(), &'static str> {
         if !self.chunk_size.is_power_of_two()
             || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size)
@@ -92,7 +111,8 @@ impl Root {
         if !(MIN_FANOUT..=FANOUT).contains(&self.fanout) {
             return Err("fan-out out of range");
         }
-        if self.plain_len.div_ceil(u64::from(self.chunk_size)) != self.chunk_count {
+        let objects = self.chunks_total() - u64::from(self.tail_len() > 0);
+        if objects != self.chunk_count {
             return Err("chunk count does not match the length");
         }
         Ok(())
@@ -108,13 +128,18 @@ pub struct Node {
     pub root: Option<Root>,
     /// Ids in order.
     pub ids: Vec<Cid>,
+    /// The root's tail: the ciphertext of a last chunk shorter than
+    /// [`MIN_CHUNK_OBJECT`] (empty in other nodes).
+    pub tail: Vec<u8>,
 }
 
 impl Node {
     /// The node's bytes, as stored.
     pub fn encode(&self) -> Vec<u8> {
         let root_len = if self.root.is_some() { ROOT_LEN } else { 0 };
-        let mut out = Vec::with_capacity(PREFIX_LEN + root_len + 4 + self.ids.len() * CID_LEN);
+        let mut out = Vec::with_capacity(
+            PREFIX_LEN + root_len + 1 + self.tail.len() + 4 + self.ids.len() * CID_LEN,
+        );
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         out.push(self.depth);
@@ -126,6 +151,9 @@ impl Node {
             out.extend_from_slice(&r.chunk_size.to_be_bytes());
             out.extend_from_slice(&r.fanout.to_be_bytes());
             out.extend_from_slice(&r.chunk_count.to_be_bytes());
+            // Shorter than MIN_CHUNK_OBJECT: the builder's caller sees to it.
+            out.push(u8::try_from(self.tail.len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(&self.tail);
         }
         // At most FANOUT ids: the builder never makes a larger node.
         let count = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
@@ -158,6 +186,7 @@ impl Node {
         if flags & !FLAG_ROOT != 0 {
             return Err("unknown manifest flags");
         }
+        let mut tail = Vec::new();
         let root = if flags & FLAG_ROOT != 0 {
             let header =
                 ObjectHeader::parse(r.take(HEADER_LEN)?).map_err(|_| "bad object header")?;
@@ -169,6 +198,11 @@ impl Node {
                 chunk_count: r.u64()?,
             };
             root.check()?;
+            let tail_len = u64::from(r.take(1)?[0]);
+            if tail_len != root.tail_len() {
+                return Err("the root's tail does not match its length");
+            }
+            tail = r.take(tail_len as usize)?.to_vec();
             Some(root)
         } else {
             None
@@ -189,7 +223,12 @@ impl Node {
                     Cid::from_bytes(id)
                 })
                 .collect();
-        let node = Self { depth, root, ids };
+        let node = Self {
+            depth,
+            root,
+            ids,
+            tail,
+        };
         if let Some(root) = &node.root {
             // The root's list must be exactly what its chunk count needs.
             let per_id = span(root.fanout, depth).ok_or("manifest too deep for its fan-out")?;
@@ -299,14 +338,16 @@ impl Builder {
             depth: depth_of(level),
             root: None,
             ids,
+            tail: Vec::new(),
         });
         let up = node.cid;
         closed.push(node);
         self.push_at(level + 1, up, closed);
     }
 
-    /// Closes every open node; the last one returned is the root.
-    pub fn finish(mut self, root: Root) -> Vec<Closed> {
+    /// Closes every open node; the last one returned is the root, which
+    /// keeps `tail` (see [`Root::tail_len`]).
+    pub fn finish(mut self, root: Root, tail: Vec<u8>) -> Vec<Closed> {
         let mut closed = Vec::new();
         let mut level = 0;
         while level + 1 < self.levels.len() {
@@ -320,6 +361,7 @@ impl Builder {
             depth: depth_of(level),
             root: Some(root),
             ids,
+            tail,
         }));
         closed
     }
@@ -366,6 +408,16 @@ impl Walk {
     /// What the root says about the file.
     pub fn root(&self) -> &Root {
         &self.root
+    }
+
+    /// The root's cid.
+    pub fn cid(&self) -> Cid {
+        self.cid
+    }
+
+    /// The ciphertext of the file's short tail, kept in the root.
+    pub fn tail(&self) -> &[u8] {
+        &self.root_node.tail
     }
 
     /// A walk over the ids of every manifest node and chunk below the root.
@@ -518,7 +570,7 @@ mod tests {
             }
         }
         let mut last = None;
-        for c in b.finish(root(chunks, fanout)) {
+        for c in b.finish(root(chunks, fanout), Vec::new()) {
             last = Some(c.cid);
             store.insert(c.cid, c.bytes);
         }
@@ -600,7 +652,7 @@ mod tests {
         long.extend_from_slice(&[0; 20]);
         assert!(Node::parse(root_cid, &long).is_err());
         let mut huge = good.clone();
-        let count_at = PREFIX_LEN + ROOT_LEN;
+        let count_at = PREFIX_LEN + ROOT_LEN + 1;
         huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(Node::parse(root_cid, &huge).is_err());
         let mut deep = good.clone();

@@ -169,15 +169,23 @@ async fn produce(
     let mut pending = Pending::default();
     let result = async {
         let root = *walk.root();
+        let walk_cid = walk.cid();
         let mut keystream = node.key.keystream_for(&root.header)?;
         let chunks = root.chunks_for(offset, len);
         let (end, size) = (offset + len, u64::from(root.chunk_size));
         let mut next = chunks.start;
         loop {
             while pending.0.len() < GET_WINDOW && next < chunks.end {
-                let cid = walk.chunk(next, &Manifests(node)).await?;
-                let (n, chunk_len) = (node.clone(), root.chunk_len(next));
-                let fetch = node.spawn(async move { n.get_chunk(cid, chunk_len, true).await });
+                let chunk_len = root.chunk_len(next);
+                let fetch = if next == root.chunk_count {
+                    // The short tail, kept in the root.
+                    let tail = Bytes::copy_from_slice(walk.tail());
+                    node.spawn(async move { Ok(tail) })
+                } else {
+                    let cid = walk.chunk(next, &Manifests(node)).await?;
+                    let n = node.clone();
+                    node.spawn(async move { n.get_chunk(cid, chunk_len, true).await })
+                };
                 pending.0.push_back((next, fetch));
                 next += 1;
             }
@@ -187,6 +195,12 @@ async fn produce(
             let bytes = fetch.await.map_err(|e| {
                 ServerError::io("fetch a chunk", "a node task", io::Error::other(e))
             })??;
+            if bytes.len() as u64 != root.chunk_len(index) {
+                return Err(ServerError::Manifest {
+                    cid: walk_cid,
+                    reason: "a chunk of another length than the manifest says",
+                });
+            }
             let start = index * size;
             let mut plain = BytesMut::from(&bytes[..]);
             keystream.seek(start)?;

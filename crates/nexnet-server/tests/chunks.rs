@@ -12,8 +12,8 @@ use nexnet_store::Cid;
 use nexnet_testkit::{
     Pattern, digest_async_reader,
     mesh::{
-        Mesh, assert_reads, eventually, file_objects, flip_a_byte, node_config, object_file,
-        quarantined, store_pattern,
+        Mesh, assert_reads, chunk_objects, eventually, file_objects, flip_a_byte, node_config,
+        object_file, quarantined, store_pattern,
     },
 };
 use tokio::io::AsyncReadExt;
@@ -62,7 +62,7 @@ async fn sizes_and_ranges_around_chunk_boundaries() {
             let name = format!("edge/{c}/{size}");
             let seed = 100 + k as u64;
             let receipt = store_pattern(&nodes[k % 4], &name, seed, size).await;
-            assert_eq!(receipt.chunks, size.div_ceil(c), "{receipt:?}");
+            assert_eq!(receipt.chunks, chunk_objects(size, c), "{receipt:?}");
             // Whole, on every node: holders of some chunks and of none.
             for n in nodes.iter() {
                 assert_reads(n, &name, seed, size).await;
@@ -101,7 +101,8 @@ async fn a_holder_with_one_bad_chunk_is_passed_over_for_that_chunk_only() {
         .find(|n| object_file(n, &receipt.cid).is_some())
         .unwrap();
     let chunks = file_objects(holder, &receipt.cid);
-    assert_eq!(chunks.len(), 13);
+    // Twelve chunks; the 5-byte tail is kept in the root.
+    assert_eq!(chunks.len(), 12);
     let all = nodes.ids();
     let mut objects = chunks.clone();
     objects.push(receipt.cid);
@@ -110,7 +111,6 @@ async fn a_holder_with_one_bad_chunk_is_passed_over_for_that_chunk_only() {
     let reader = &nodes[0];
     let holds = |c: &Cid| placement::holders(c, all.clone(), 2).contains(&reader.node_id());
     let fetched: Vec<Cid> = objects.iter().copied().filter(|c| !holds(c)).collect();
-    // (A whole chunk: the last is 5 bytes.)
     let victim_chunk = *chunks[..12].iter().rev().find(|c| !holds(c)).unwrap();
     let mut order = placement::holders(&victim_chunk, all.clone(), usize::MAX);
     order.retain(|n| *n != reader.node_id());
@@ -254,10 +254,11 @@ async fn deep_manifests_store_read_range_and_delete() {
             .manifest_fanout(4)
     })
     .await;
-    // 70 chunks with 4 ids a node: a tree of depth 3.
+    // 69 chunk objects (the 9-byte tail is in the root) with 4 ids a node:
+    // a tree of depth 3.
     let (seed, size) = (600, 69 * c + 9);
     let receipt = store_pattern(&nodes[0], "deep/file", seed, size).await;
-    assert_eq!(receipt.chunks, 70);
+    assert_eq!(receipt.chunks, 69);
     for n in nodes.iter() {
         assert_reads(n, "deep/file", seed, size).await;
     }
@@ -265,8 +266,8 @@ async fn deep_manifests_store_read_range_and_delete() {
         assert_range(&nodes[2], "deep/file", seed, size, offset, len).await;
     }
     let stored: u64 = nodes.iter().map(|n| n.stats().objects).sum();
-    // 70 chunks, 18 + 5 + 2 inner nodes and the root, each on 2 nodes.
-    assert_eq!(stored, 2 * (70 + 25 + 1));
+    // 69 chunks, 18 + 5 + 2 inner nodes and the root, each on 2 nodes.
+    assert_eq!(stored, 2 * (69 + 25 + 1));
     nodes[1].delete("deep/file").await.unwrap();
     for n in nodes.iter() {
         assert_eq!(n.stats().objects, 0, "{:?}", n.stats());

@@ -241,12 +241,23 @@ pub async fn store_pattern(node: &FileServer, name: &str, seed: u64, len: u64) -
         .unwrap_or_else(|e| panic!("store {name:?} ({len} bytes): {e}"));
     assert_eq!(receipt.plain_len, len, "{receipt:?}");
     let chunk_size = u64::from(node.config().chunk_size);
-    assert_eq!(receipt.chunks, len.div_ceil(chunk_size), "{receipt:?}");
+    assert_eq!(
+        receipt.chunks,
+        chunk_objects(len, chunk_size),
+        "{receipt:?}"
+    );
     assert!(
         receipt.object_len <= nexnet_server::manifest::MAX_NODE_LEN,
         "{receipt:?}"
     );
     receipt
+}
+
+/// How many chunk objects a file of `len` bytes has at `chunk_size`: a
+/// last chunk shorter than `MIN_CHUNK_OBJECT` is kept in the root.
+pub fn chunk_objects(len: u64, chunk_size: u64) -> u64 {
+    let tail = len % chunk_size;
+    len / chunk_size + u64::from(tail >= nexnet_server::manifest::MIN_CHUNK_OBJECT)
 }
 
 /// The (length, digest) of `name` read through `node` (see

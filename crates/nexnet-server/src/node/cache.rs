@@ -102,11 +102,11 @@ impl Cache {
     }
 
     /// The cached chunk `cid`, verified (a damaged one is dropped).
-    pub(crate) async fn get(&self, cid: &Cid, len: u64) -> Option<Bytes> {
+    pub(crate) async fn get(&self, cid: &Cid, len: u64, exact: bool) -> Option<Bytes> {
         if !self.lru.lock().touch(cid) {
             return None;
         }
-        match super::chunks::read_verified(&self.store, cid, len).await {
+        match super::chunks::read_verified(&self.store, cid, len, exact).await {
             Ok(Some(bytes)) => Some(bytes),
             _ => {
                 self.lru.lock().remove(cid);

@@ -24,20 +24,22 @@ use crate::{
     transfer::{self, Failure, Short},
 };
 
-/// Reads object `cid` of `len` bytes (at most, for a manifest node) from
-/// `store` whole, and hashes it: `None` if it is not there, or if it failed
-/// verification (it is then quarantined).
+/// Reads object `cid` of `len` bytes (with `exact` false, at most: a
+/// manifest node) from `store` whole, and hashes it: `None` if it is not
+/// there, has another length, or failed verification (it is then
+/// quarantined).
 pub(crate) async fn read_verified(
     store: &ObjectStore,
     cid: &Cid,
     len: u64,
+    exact: bool,
 ) -> Result<Option<Bytes>> {
     let mut reader = match store.read(cid).await {
         Ok(r) => r,
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if reader.len() > len {
+    if reader.len() > len || (exact && reader.len() != len) {
         // Longer than it can be: not this chunk (or a whole object of the
         // first format asked for as a manifest). A fetched copy replaces a
         // visibly damaged one.
@@ -90,14 +92,19 @@ impl LoadNode for Manifests<'_> {
 struct Gate<'a> {
     node: &'a Node,
     cid: Cid,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Drop for Gate<'_> {
     fn drop(&mut self) {
         let mut fetching = self.node.fetching.lock();
-        // Ours and the map's: nobody else waits.
-        if Arc::strong_count(&self.lock) <= 2 {
+        // Dropped under the map's lock, so that two gates leaving at once
+        // cannot both see the other's reference.
+        drop(self.lock.take());
+        if fetching
+            .get(&self.cid)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
             fetching.remove(&self.cid);
         }
     }
@@ -109,7 +116,7 @@ pub(crate) struct LocalManifests<'a>(pub &'a Node);
 
 impl LoadNode for LocalManifests<'_> {
     async fn load(&self, cid: Cid) -> Result<manifest::Node> {
-        match read_verified(&self.0.store, &cid, manifest::MAX_NODE_LEN).await? {
+        match read_verified(&self.0.store, &cid, manifest::MAX_NODE_LEN, false).await? {
             Some(bytes) => manifest::Node::parse(cid, &bytes),
             None => Err(ServerError::Store(StoreError::NotFound { cid })),
         }
@@ -200,30 +207,31 @@ impl Node {
     /// copy, is passed over for this chunk only. What a non-holder fetched
     /// goes into its cache.
     pub(crate) async fn get_chunk(&self, cid: Cid, len: u64, exact: bool) -> Result<Bytes> {
-        if let Some(bytes) = read_verified(&self.store, &cid, len).await? {
+        if let Some(bytes) = read_verified(&self.store, &cid, len, exact).await? {
             return Ok(bytes);
         }
-        if let Some(bytes) = self.cache.get(&cid, len).await {
+        if let Some(bytes) = self.cache.get(&cid, len, exact).await {
             return Ok(bytes);
         }
         // One fetch per chunk at a time: readers of the same chunk (two gets
         // of one file, a retried get while the first one's fetches finish)
         // wait for it and take the copy it kept.
-        let gate = Gate {
+        let lock = self.fetching.lock().entry(cid).or_default().clone();
+        let _gate = Gate {
             node: self,
             cid,
-            lock: self.fetching.lock().entry(cid).or_default().clone(),
+            lock: Some(lock.clone()),
         };
         // Released before the gate is dropped (locals drop in reverse).
-        let _turn = gate.lock.lock().await;
+        let _turn = lock.lock_owned().await;
         self.get_chunk_once(cid, len, exact).await
     }
 
     async fn get_chunk_once(&self, cid: Cid, len: u64, exact: bool) -> Result<Bytes> {
-        if let Some(bytes) = read_verified(&self.store, &cid, len).await? {
+        if let Some(bytes) = read_verified(&self.store, &cid, len, exact).await? {
             return Ok(bytes);
         }
-        if let Some(bytes) = self.cache.get(&cid, len).await {
+        if let Some(bytes) = self.cache.get(&cid, len, exact).await {
             return Ok(bytes);
         }
         let nodes = self.all_nodes();
@@ -231,11 +239,10 @@ impl Node {
         let mut order = placement::holders(&cid, nodes, usize::MAX);
         order.retain(|n| *n != self.id);
         let mut attempts: Vec<Failure> = Vec::new();
-        let count = order.len();
-        for (i, node) in order.into_iter().enumerate() {
-            let Some(peer) = self.members.peer(&node) else {
-                continue;
-            };
+        let peers: Vec<Peer<Message>> = order.iter().filter_map(|n| self.members.peer(n)).collect();
+        let count = peers.len();
+        for (i, peer) in peers.into_iter().enumerate() {
+            let node = peer.node_id();
             // The last one to ask gets the full time-out.
             let start = if i + 1 < count {
                 self.config.hedge_delay

@@ -3,9 +3,10 @@
 //! version replaced or a file deleted while a holder was away, and whole
 //! objects a crash left without their entry.
 //!
-//! An object goes only if (1) it is older than the grace period, which is
-//! longer than any store in flight (a store's chunks are named by nothing
-//! until its root is committed); (2) no manifest of any catalog entry here
+//! An object goes only if (1) it is older than the grace period and no
+//! store running on any member has put it (a store's chunks are named by
+//! nothing until its root is committed, and a slow upload may outlast any
+//! grace period); (2) no manifest of any catalog entry here
 //! names it; and (3) every member answered that none of its entries' files
 //! name it either. A member that cannot be asked, or records that failed to
 //! load here, stop the pass: an object kept costs space, one removed
@@ -81,7 +82,11 @@ impl Node {
         };
         let mut bits = vec![0u8; n.div_ceil(8)];
         for (i, cid) in cids.into_iter().take(MAX_LIST).enumerate() {
-            if set.contains(&Cid::from_bytes(cid)) || self.catalog.damaged().is_some() {
+            let cid = Cid::from_bytes(cid);
+            if set.contains(&cid)
+                || self.storing.lock().contains(&cid)
+                || self.catalog.damaged().is_some()
+            {
                 bits[i / 8] |= 1 << (i % 8);
             }
         }
@@ -127,7 +132,10 @@ impl Node {
         while let Some(cid) = listed.next().await {
             let cid = cid.map_err(|e| e.to_string())?;
             total += 1;
-            if referenced.contains(&cid) || !self.older_than(&cid, grace).await {
+            if referenced.contains(&cid)
+                || self.storing.lock().contains(&cid)
+                || !self.older_than(&cid, grace).await
+            {
                 continue;
             }
             candidates.push(cid);
@@ -161,7 +169,7 @@ impl Node {
             // Named since the pass began (a store that just finished)?
             let now = self.referenced_now().await.map_err(|e| e.to_string())?;
             for (cid, named) in batch.iter().zip(named) {
-                if named || now.contains(cid) {
+                if named || now.contains(cid) || self.storing.lock().contains(cid) {
                     continue;
                 }
                 match self.store.delete(cid).await {

@@ -86,6 +86,9 @@ pub(crate) struct Node {
     pub budget: Arc<Budget>,
     /// Chunks read here that this node does not hold by placement.
     pub cache: cache::Cache,
+    /// Objects that stores running here have put and not yet named with a
+    /// committed root: the collector leaves them alone whatever their age.
+    pub storing: parking_lot::Mutex<std::collections::HashSet<Cid>>,
     /// Chunks being fetched now, each behind its own gate.
     pub fetching: parking_lot::Mutex<std::collections::HashMap<Cid, Arc<tokio::sync::Mutex<()>>>>,
     /// Chunks and manifest nodes fetched from peers, ever.

@@ -70,6 +70,7 @@ impl Node {
             cache,
             chunk_fetches: AtomicU64::new(0),
             fetching: Default::default(),
+            storing: Default::default(),
             referenced: Default::default(),
         });
         let span = info_span!("node", id = ?id);

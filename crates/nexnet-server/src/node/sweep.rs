@@ -20,7 +20,7 @@ struct FromStore<'a>(&'a ObjectStore);
 
 impl LoadNode for FromStore<'_> {
     async fn load(&self, cid: Cid) -> crate::Result<manifest::Node> {
-        match super::chunks::read_verified(self.0, &cid, manifest::MAX_NODE_LEN).await? {
+        match super::chunks::read_verified(self.0, &cid, manifest::MAX_NODE_LEN, false).await? {
             Some(bytes) => manifest::Node::parse(cid, &bytes),
             None => Err(nexnet_store::StoreError::NotFound { cid }.into()),
         }

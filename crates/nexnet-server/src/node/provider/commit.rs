@@ -11,7 +11,7 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::{
     CatalogEntry, PeerFailure, ServerError,
-    catalog::Put,
+    catalog::{Layout, Put},
     node::{Node, TransferKey, is_corruption},
     protocol::{Message, Refusal},
     transfer,
@@ -98,7 +98,13 @@ async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> R
     match put {
         // The name moved to a new object: the old one is dead here (its
         // originator also deletes it everywhere, with a tombstone).
-        Put::Replaced(old) if old.cid() != cid && !node.catalog.references(&old.cid()) => {
+        // A chunked one stays until its delete, which reads its manifest
+        // first to find its chunks.
+        Put::Replaced(old)
+            if old.cid() != cid
+                && old.layout == Layout::Whole
+                && !node.catalog.references(&old.cid()) =>
+        {
             let _ = node.store.delete(&old.cid()).await;
         }
         // A newer store holds the name: nothing will read this object, and

@@ -45,6 +45,18 @@ struct StoreTail {
     /// The first chunk that missed its write quorum (it is stored, on
     /// fewer holders than asked).
     short: Option<ServerError>,
+    /// What the store put (see [`Window::put`]).
+    put: Vec<Cid>,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // A store that failed, or whose caller gave up: what it put is the
+        // collector's to judge. (A store that got this far hands `put` on.)
+        if let Some(node) = &self.node {
+            node.done_storing(&self.put);
+        }
+    }
 }
 
 /// A chunk's put: `Some` the quorum error if it landed on fewer holders
@@ -59,6 +71,8 @@ struct Window {
     /// The objects put so far (the first [`MAX_REMEMBERED`]), to remove
     /// if the store fails.
     put: Vec<Cid>,
+    /// The node whose `storing` set holds `put`.
+    node: Option<Arc<Node>>,
 }
 
 impl Window {
@@ -91,18 +105,36 @@ impl Node {
             .instrument(info_span!("store", %name_id))
             .await;
         let tail = tail.map_err(|e| self.name_disk_full(e))?;
+
         // Every chunk is in. The rest runs on a task of the node's, so a
         // caller that gives up (a dropped HTTP request) cannot leave a root
         // without its catalog entry, or a name half replaced.
         let node = self.clone();
         let span = info_span!("store", %name_id);
         self.tasks
-            .spawn(async move { node.finish_store(tail).await }.instrument(span))
+            .spawn(
+                async move {
+                    let put = tail.put.clone();
+                    let finished = node.clone().finish_store(tail).await;
+                    node.done_storing(&put);
+                    finished
+                }
+                .instrument(span),
+            )
             .await
             .map_err(|e| {
                 ServerError::io("finish storing", "a node task", std::io::Error::other(e))
             })?
             .map_err(|e| self.name_disk_full(e))
+    }
+
+    /// The store that put `cids` has named them (or failed): the collector
+    /// may judge them again.
+    fn done_storing(&self, cids: &[Cid]) {
+        let mut storing = self.storing.lock();
+        for cid in cids {
+            storing.remove(cid);
+        }
     }
 
     /// Reads, encrypts and cuts the source, putting each chunk (and each
@@ -116,6 +148,7 @@ impl Node {
         source: impl AsyncRead,
     ) -> Result<StoreTail> {
         let mut window = Window::default();
+        window.node = Some(self.clone());
         let written = self.cut_and_put(name, source, &mut window).await;
         if written.is_err() {
             while window.puts.next().await.is_some() {}
@@ -123,7 +156,10 @@ impl Node {
                 let _ = self.store.delete(cid).await;
             }
         }
-        written
+        written.map(|mut tail| {
+            tail.put = std::mem::take(&mut window.put);
+            tail
+        })
     }
 
     async fn cut_and_put(
@@ -141,6 +177,7 @@ impl Node {
         let mut builder = Builder::new(self.config.manifest_fanout);
         let mut source = pin!(source);
         let (mut plain_len, mut chunks) = (0u64, 0u64);
+        let mut tail = Vec::new();
         loop {
             let mut buf = BytesMut::with_capacity(chunk_size as usize);
             while buf.len() < buf.capacity() {
@@ -158,8 +195,13 @@ impl Node {
             }
             let full = buf.len() == buf.capacity();
             plain_len += buf.len() as u64;
-            chunks += 1;
             keystream.apply(&mut buf);
+            if !full && (buf.len() as u64) < manifest::MIN_CHUNK_OBJECT {
+                // A short tail goes into the root (see `MIN_CHUNK_OBJECT`).
+                tail = buf.to_vec();
+                break;
+            }
+            chunks += 1;
             let bytes = buf.freeze();
             let cid = Cid::of(&bytes);
             for node in builder.push(cid) {
@@ -178,7 +220,7 @@ impl Node {
             fanout: self.config.manifest_fanout,
             chunk_count: chunks,
         };
-        let mut nodes = builder.finish(root);
+        let mut nodes = builder.finish(root, tail);
         // The last node is the root; it goes with the catalog entry.
         let root = nodes.pop().ok_or(ServerError::Manifest {
             cid: Cid::of(&[]),
@@ -211,6 +253,7 @@ impl Node {
             previous,
             chunks,
             short: in_flight.short.take(),
+            put: Vec::new(),
         })
     }
 
@@ -229,6 +272,7 @@ impl Node {
         }
         if in_flight.put.len() < MAX_REMEMBERED {
             in_flight.put.push(cid);
+            self.storing.lock().insert(cid);
         }
         let node = self.clone();
         in_flight
@@ -291,6 +335,7 @@ impl Node {
             previous,
             chunks,
             short,
+            ..
         } = tail;
         let cid = entry.cid();
         let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
