@@ -592,7 +592,18 @@ fn check_entry(
         "the chunk size of {name:?}"
     );
     let chunk = u64::from(root.chunk_size);
-    let count = size.div_ceil(chunk);
+    // A last chunk shorter than MIN_CHUNK_OBJECT is kept in the root.
+    let tail = size % chunk;
+    let count = size / chunk + u64::from(tail >= manifest::MIN_CHUNK_OBJECT);
+    assert_eq!(
+        node.tail.len() as u64,
+        if tail < manifest::MIN_CHUNK_OBJECT {
+            tail
+        } else {
+            0
+        },
+        "the tail of {name:?}"
+    );
     // Up to 16,384 chunks (every file here) a root lists the chunks itself.
     assert_eq!(
         (node.depth, root.chunk_count, node.ids.len() as u64),

@@ -86,8 +86,8 @@ async fn objects_no_file_names_are_collected_unless_records_are_damaged() {
     node.shutdown().await;
     drop(node);
     let objects = || object_files(&dir.path().join("store"));
-    // A root and a chunk each.
-    assert_eq!(objects(), 4);
+    // A root each: files shorter than 32 bytes are kept in their roots.
+    assert_eq!(objects(), 2);
 
     // b's record damaged: its objects look unnamed, and are kept.
     let entries = dir.path().join("catalog/entries");
@@ -98,13 +98,13 @@ async fn objects_no_file_names_are_collected_unless_records_are_damaged() {
     assert_eq!(node.repair().await.collected, 0);
     node.shutdown().await;
     drop(node);
-    assert_eq!(objects(), 4, "an object of a damaged record was removed");
+    assert_eq!(objects(), 2, "an object of a damaged record was removed");
 
     // Once someone has dealt with the damaged record, they go.
     fs::remove_dir_all(dir.path().join("catalog/damaged")).unwrap();
     let node = FileServer::open(collecting()).await.unwrap();
-    assert_eq!(node.repair().await.collected, 2);
-    assert_eq!(objects(), 2);
+    assert_eq!(node.repair().await.collected, 1);
+    assert_eq!(objects(), 1);
     let mut text = String::new();
     node.get("a.txt")
         .await
@@ -285,7 +285,8 @@ async fn unnamed_objects_are_kept_when_the_catalog_may_be_missing_records() {
             .await
             .unwrap();
     }
-    // A delete cut off after its tombstone: its root and chunk are back.
+    // A delete cut off after its tombstone: its root is back (a file this
+    // short is its root alone).
     node.store("gone", &b"deleted"[..]).await.unwrap();
     let before_delete = object_paths(&store);
     let bytes_before: std::collections::HashMap<_, _> = before_delete
@@ -298,7 +299,7 @@ async fn unnamed_objects_are_kept_when_the_catalog_may_be_missing_records() {
         .iter()
         .filter(|p| !after_delete.contains(p))
         .collect();
-    assert_eq!(deleted.len(), 2);
+    assert_eq!(deleted.len(), 1);
     let saved: Vec<&Vec<u8>> = deleted.iter().map(|p| &bytes_before[*p]).collect();
     node.shutdown().await;
     drop(node);
@@ -306,17 +307,16 @@ async fn unnamed_objects_are_kept_when_the_catalog_may_be_missing_records() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, bytes).unwrap();
     }
-    assert_eq!(object_paths(&store).len(), 142);
+    assert_eq!(object_paths(&store).len(), 71);
 
-    // At start the root goes (its tombstone is here) with the chunk its
-    // manifest names, even beside a damaged record: a tombstone needs no
-    // one else's word.
+    // At start the root goes (its tombstone is here), even beside a damaged
+    // record: a tombstone needs no one else's word.
     let damaged = entries.join("00112233445566778899aabbccddeeff");
     fs::write(&damaged, b"\xff damaged").unwrap();
     let node = FileServer::open(collecting()).await.unwrap();
     assert_eq!(
         object_paths(&store).len(),
-        140,
+        70,
         "the deleted file's objects stay"
     );
     assert!(deleted.iter().all(|p| !p.exists()));
@@ -344,7 +344,7 @@ async fn unnamed_objects_are_kept_when_the_catalog_may_be_missing_records() {
     drop(node);
     assert_eq!(
         object_paths(&store).len(),
-        140,
+        70,
         "objects of lost records were removed"
     );
 
@@ -357,7 +357,7 @@ async fn unnamed_objects_are_kept_when_the_catalog_may_be_missing_records() {
     drop(node);
     assert_eq!(
         object_paths(&store).len(),
-        140,
+        70,
         "a lost catalog cost the store"
     );
 
