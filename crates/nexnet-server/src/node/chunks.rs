@@ -39,7 +39,18 @@ pub(crate) async fn read_verified(
         Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if reader.len() > len || (exact && reader.len() != len) {
+    if exact && reader.len() != len {
+        // Another length than the manifest says: damaged (a truncated
+        // copy, say), which the store's own check quarantines.
+        drop(reader);
+        if let Err(e) = store.verify(cid).await
+            && is_corruption(&e)
+        {
+            warn!(%cid, "local chunk of the wrong length; quarantined");
+        }
+        return Ok(None);
+    }
+    if reader.len() > len {
         // Longer than it can be: not this chunk (or a whole object of the
         // first format asked for as a manifest). A fetched copy replaces a
         // visibly damaged one.
