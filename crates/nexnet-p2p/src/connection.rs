@@ -231,6 +231,13 @@ impl<M: Message> Peer<M> {
         self.conn.link.closed.is_cancelled()
     }
 
+    /// Resolves once the connection has closed (at once if it has): what
+    /// a wait for something only this peer can send selects on, so that a
+    /// peer gone ends the wait rather than its time-out.
+    pub async fn closed(&self) {
+        self.conn.link.closed.cancelled().await;
+    }
+
     /// Sends a message that expects no reply.
     pub async fn send(&self, message: M) -> Result<()> {
         self.conn.send_control(Control::Notify(message)).await

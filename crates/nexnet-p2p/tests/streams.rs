@@ -254,6 +254,10 @@ async fn a_mute_listener_times_out_and_a_closed_peer_is_noticed() {
         "{reason:?}"
     );
     assert!(to_b.is_closed());
+    // What waits on the peer ends with it, not with its own time-out.
+    tokio::time::timeout(Duration::from_secs(1), to_b.closed())
+        .await
+        .expect("closed() resolves once the connection has closed");
 }
 
 #[tokio::test]

@@ -32,11 +32,24 @@ pub(crate) const MAX_QUEUED_TOMBSTONES: usize = 64 * 1024;
 const CHUNK_BUFFER_UNITS: usize = 1024;
 const CHUNK_UNIT: u64 = 64 * 1024;
 
+/// The share of those one peer may hold: half, so that a peer sending
+/// slowly (or a byte at a time, until its read's time-out) cannot take the
+/// room every other peer's stores need. An honest store keeps four chunks
+/// in flight, 64 MiB at the largest size: it waits, and goes on.
+const CHUNK_BUFFER_UNITS_PER_PEER: usize = CHUNK_BUFFER_UNITS / 2;
+
 pub(crate) struct Budget {
     serving: Mutex<HashMap<NodeId, Arc<Semaphore>>>,
     served: Mutex<VecDeque<(NodeId, Cid)>>,
     tombstones: AtomicUsize,
     chunk_buffers: Arc<Semaphore>,
+    peer_chunk_buffers: Mutex<HashMap<NodeId, Arc<Semaphore>>>,
+}
+
+/// Room for one chunk in memory: its peer's share and the node's.
+pub(crate) struct ChunkRoom {
+    _peer: OwnedSemaphorePermit,
+    _node: OwnedSemaphorePermit,
 }
 
 impl Default for Budget {
@@ -46,24 +59,39 @@ impl Default for Budget {
             served: Mutex::default(),
             tombstones: AtomicUsize::default(),
             chunk_buffers: Arc::new(Semaphore::new(CHUNK_BUFFER_UNITS)),
+            peer_chunk_buffers: Mutex::default(),
         }
     }
 }
 
 impl Budget {
-    /// Room to receive a chunk of `len` bytes into memory, once enough of
-    /// what others hold is released (the stream waits, and the sender with
-    /// it). `None` for a length no chunk has.
-    pub(crate) async fn chunk_buffer(&self, len: u64) -> Option<OwnedSemaphorePermit> {
+    /// Room to receive a chunk of `len` bytes from `peer` into memory,
+    /// once enough of what others hold is released (the stream waits, and
+    /// the sender with it). `None` for a length no chunk has.
+    pub(crate) async fn chunk_buffer(&self, peer: NodeId, len: u64) -> Option<ChunkRoom> {
         if len > u64::from(crate::manifest::MAX_CHUNK_SIZE).max(crate::manifest::MAX_NODE_LEN) {
             return None;
         }
         let units = u32::try_from(len.div_ceil(CHUNK_UNIT).max(1)).ok()?;
-        self.chunk_buffers
+        let share = self
+            .peer_chunk_buffers
+            .lock()
+            .entry(peer)
+            .or_insert_with(|| Arc::new(Semaphore::new(CHUNK_BUFFER_UNITS_PER_PEER)))
+            .clone();
+        // The peer's share first: a peer waiting on its own holds none of
+        // the node's.
+        let peer = share.acquire_many_owned(units).await.ok()?;
+        let node = self
+            .chunk_buffers
             .clone()
             .acquire_many_owned(units)
             .await
-            .ok()
+            .ok()?;
+        Some(ChunkRoom {
+            _peer: peer,
+            _node: node,
+        })
     }
 
     /// A slot for sending one object to `peer`, once one of its
@@ -82,6 +110,7 @@ impl Budget {
     /// keep theirs until they end).
     pub(crate) fn forget(&self, peer: NodeId) {
         self.serving.lock().remove(&peer);
+        self.peer_chunk_buffers.lock().remove(&peer);
     }
 
     /// Remembers that `peer` was sent `cid`: it may report the copy bad.

@@ -58,8 +58,8 @@ pub struct ServerConfig {
     /// Bytes of chunks this node keeps after reading files it does not
     /// hold (default 256 MiB), evicted least recently used; 0 keeps none.
     pub cache_size: u64,
-    /// How long a holder may take to start sending a chunk before a read
-    /// asks the next holder for it (default 1 s).
+    /// How long a holder may take to deliver a chunk before a read asks
+    /// the next holder for it too (default 1 s).
     pub hedge_delay: Duration,
     /// How old an object no file names must be before the collector
     /// removes it (default one day): longer than any store in flight.

@@ -214,6 +214,9 @@ pub enum PeerFailure {
     /// It answered with a message that does not answer the request.
     #[error("unexpected answer {0}")]
     Unexpected(&'static str),
+    /// The connection closed while we waited for it.
+    #[error("the connection closed")]
+    Disconnected,
     /// The connection failed.
     #[error(transparent)]
     Transport(Arc<P2pError>),

@@ -249,6 +249,31 @@ fn span(fanout: u32, depth: u8) -> Option<u64> {
     u64::from(fanout).checked_pow(u32::from(depth))
 }
 
+/// Checks that `child`, loaded as the node of depth `depth` whose first
+/// chunk is `first` in the file `root` describes, is that node: its depth,
+/// not a root, and exactly the ids the chunks it covers need. With the
+/// root's own check, a walk of any tree then yields `chunk_count` chunks,
+/// no more: a crafted node cannot make it endless.
+fn check_child(
+    root: &Root,
+    child: &Node,
+    depth: u8,
+    first: u64,
+) -> std::result::Result<(), &'static str> {
+    if child.depth != depth || child.root.is_some() {
+        return Err("manifest node of the wrong depth");
+    }
+    let per_id = span(root.fanout, depth).ok_or("manifest too deep for its fan-out")?;
+    let covered = root
+        .chunk_count
+        .saturating_sub(first)
+        .min(per_id.saturating_mul(u64::from(root.fanout)));
+    if child.ids.len() as u64 != covered.div_ceil(per_id) {
+        return Err("manifest node's id count does not match the chunks it covers");
+    }
+    Ok(())
+}
+
 struct Cursor<'a>(&'a [u8]);
 
 impl<'a> Cursor<'a> {
@@ -423,7 +448,8 @@ impl Walk {
     /// A walk over the ids of every manifest node and chunk below the root.
     pub fn ids(&self) -> Ids {
         Ids {
-            stack: vec![(self.root_node.clone(), 0)],
+            root: self.root,
+            stack: vec![(self.root_node.clone(), 0, 0)],
         }
     }
 
@@ -447,12 +473,8 @@ impl Walk {
             let cached = matches!(&self.below[level], Some((f, _)) if *f == child_first);
             if !cached {
                 let child = loader.load(id).await?;
-                if child.depth + 1 != node.depth || child.root.is_some() {
-                    return Err(ServerError::Manifest {
-                        cid: id,
-                        reason: "manifest node of the wrong depth",
-                    });
-                }
+                check_child(&self.root, &child, node.depth - 1, child_first)
+                    .map_err(|reason| ServerError::Manifest { cid: id, reason })?;
                 // Deeper cached nodes belong to the old path.
                 for b in &mut self.below[level..] {
                     *b = None;
@@ -479,7 +501,9 @@ impl Walk {
 /// level held.
 #[derive(Debug)]
 pub struct Ids {
-    stack: Vec<(Node, usize)>,
+    root: Root,
+    /// Per level: the node, its next id, the first chunk it covers.
+    stack: Vec<(Node, usize, u64)>,
 }
 
 /// One id of a tree.
@@ -504,26 +528,25 @@ impl Ids {
     /// The next id, or `None` at the end.
     pub async fn next(&mut self, loader: &impl LoadNode) -> Result<Option<Id>> {
         loop {
-            let Some((node, next)) = self.stack.last_mut() else {
+            let Some((node, next, first)) = self.stack.last_mut() else {
                 return Ok(None);
             };
             let Some(id) = node.ids.get(*next).copied() else {
                 self.stack.pop();
                 continue;
             };
+            let slot = *next as u64;
             *next += 1;
             if node.depth == 0 {
                 return Ok(Some(Id::Chunk(id)));
             }
-            let expected = node.depth - 1;
+            let depth = node.depth - 1;
+            let per_id = span(self.root.fanout, node.depth).unwrap_or(u64::MAX);
+            let child_first = first.saturating_add(slot.saturating_mul(per_id));
             let child = loader.load(id).await?;
-            if child.depth != expected || child.root.is_some() {
-                return Err(ServerError::Manifest {
-                    cid: id,
-                    reason: "manifest node of the wrong depth",
-                });
-            }
-            self.stack.push((child, 0));
+            check_child(&self.root, &child, depth, child_first)
+                .map_err(|reason| ServerError::Manifest { cid: id, reason })?;
+            self.stack.push((child, 0, child_first));
             return Ok(Some(Id::Node(id)));
         }
     }
@@ -639,6 +662,53 @@ mod tests {
         assert_eq!(r.chunks_for(r.plain_len, 1), 0..0);
         assert_eq!(r.chunk_len(3), 17);
         assert_eq!(r.chunk_len(2), 65536);
+    }
+
+    #[tokio::test]
+    async fn a_child_with_more_ids_than_its_chunks_need_is_refused() {
+        // 5 chunks at fan-out 4: a full child of 4, then one of 1. A
+        // crafted second child of 4 (or a first child of 3) would walk
+        // chunks the root does not count.
+        let chunk = |i: u64| Cid::of(&i.to_be_bytes());
+        let leaf = |ids: std::ops::Range<u64>| Node {
+            depth: 0,
+            root: None,
+            ids: ids.map(chunk).collect(),
+            tail: Vec::new(),
+        };
+        for (first, second, ok) in [(0..4, 4..5, true), (0..4, 4..8, false), (0..3, 4..5, false)] {
+            let (a, b) = (leaf(first).encode(), leaf(second).encode());
+            let top = Node {
+                depth: 1,
+                root: Some(root(5, 4)),
+                ids: vec![Cid::of(&a), Cid::of(&b)],
+                tail: Vec::new(),
+            }
+            .encode();
+            let top_cid = Cid::of(&top);
+            let mem = Mem(HashMap::from([
+                (Cid::of(&a), a),
+                (Cid::of(&b), b),
+                (top_cid, top),
+            ]));
+            let mut walk =
+                Walk::new(top_cid, mem.load(top_cid).await.expect("root")).expect("a root");
+            let mut all = walk.ids();
+            let mut walked = Ok(0);
+            while let Ok(n) = walked {
+                match all.next(&mem).await {
+                    Ok(Some(_)) => walked = Ok(n + 1),
+                    Ok(None) => break,
+                    Err(e) => walked = Err(e),
+                }
+            }
+            assert_eq!(walked.is_ok(), ok, "{walked:?}");
+            let mut found = true;
+            for i in 0..5 {
+                found &= walk.chunk(i, &mem).await.is_ok();
+            }
+            assert_eq!(found, ok);
+        }
     }
 
     #[test]

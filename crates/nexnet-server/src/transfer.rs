@@ -37,7 +37,7 @@ pub(crate) async fn read_chunk(
 /// Why a stream did not carry exactly the bytes announced.
 #[derive(Debug)]
 pub(crate) enum Short {
-    /// Nothing came for the stall time-out.
+    /// It did not end within this time: stalled, or trickling.
     Stalled(Duration),
     /// The stream broke (a reset says why).
     Broken(std::io::Error),
@@ -46,31 +46,32 @@ pub(crate) enum Short {
 }
 
 /// Reads a stream whole into memory: exactly `len` bytes, a length the
-/// caller has bounded. The buffer grows with what arrives, never to a
-/// length only announced.
+/// caller has bounded, within `limit` overall. The buffer grows with what
+/// arrives, never to a length only announced. The limit is for the whole
+/// read, not between pieces: a peer that trickles a byte at a time holds
+/// the buffer (and whatever waits on it) no longer than one that stalls.
 pub(crate) async fn read_whole(
     stream: &mut RecvStream,
     len: u64,
-    stall: Duration,
+    limit: Duration,
 ) -> Result<Bytes, Short> {
-    let mut buf = BytesMut::new();
-    loop {
-        let piece = match tokio::time::timeout(stall, stream.read_chunk()).await {
-            Err(_) => return Err(Short::Stalled(stall)),
-            Ok(Err(e)) => return Err(Short::Broken(e)),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(piece))) => piece,
-        };
-        let got = (buf.len() + piece.len()) as u64;
-        if got > len {
-            return Err(Short::Length(got));
+    let read = async {
+        let mut buf = BytesMut::new();
+        while let Some(piece) = stream.read_chunk().await.map_err(Short::Broken)? {
+            let got = (buf.len() + piece.len()) as u64;
+            if got > len {
+                return Err(Short::Length(got));
+            }
+            buf.extend_from_slice(&piece);
         }
-        buf.extend_from_slice(&piece);
-    }
-    if buf.len() as u64 != len {
-        return Err(Short::Length(buf.len() as u64));
-    }
-    Ok(buf.freeze())
+        if buf.len() as u64 != len {
+            return Err(Short::Length(buf.len() as u64));
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| Short::Stalled(limit))?
 }
 
 /// A failure to tell the caller about: which node, and why.
@@ -314,6 +315,17 @@ impl<K: Hash + Eq + Copy, T> Rendezvous<K, T> {
         tx
     }
 
+    /// The consuming side of `key`, as a place that is given up when it is
+    /// dropped: answered, timed out, or its future dropped mid-way (a
+    /// reader gone, a hedged fetch that lost), it never leaves a slot.
+    pub(crate) fn awaiting(&self, key: K) -> Awaiting<'_, K, T> {
+        Awaiting {
+            rx: self.consumer(key),
+            rendezvous: self,
+            key,
+        }
+    }
+
     /// The consuming side of `key`.
     pub(crate) fn consumer(&self, key: K) -> oneshot::Receiver<T> {
         let mut slots = self.slots();
@@ -342,5 +354,28 @@ impl<K: Hash + Eq + Copy, T> Rendezvous<K, T> {
     /// Drops whatever `key` left behind (its other side never came).
     pub(crate) fn forget(&self, key: &K) {
         self.slots().remove(key);
+    }
+}
+
+/// A consumer's place at a [`Rendezvous`]; see [`Rendezvous::awaiting`].
+pub(crate) struct Awaiting<'a, K: Hash + Eq + Copy, T> {
+    rendezvous: &'a Rendezvous<K, T>,
+    key: K,
+    rx: oneshot::Receiver<T>,
+}
+
+impl<K: Hash + Eq + Copy, T> Awaiting<'_, K, T> {
+    /// What the producer sends, within `limit`; `None` if it gave up or
+    /// did not come in time.
+    pub(crate) async fn arrival(&mut self, limit: Duration) -> Option<T> {
+        tokio::time::timeout(limit, &mut self.rx).await.ok()?.ok()
+    }
+}
+
+impl<K: Hash + Eq + Copy, T> Drop for Awaiting<'_, K, T> {
+    fn drop(&mut self) {
+        // Taken already if the producer came; then this removes nothing
+        // (keys are never reused).
+        self.rendezvous.forget(&self.key);
     }
 }

@@ -1,13 +1,25 @@
 //! Files as verified chunks: sizes and ranges around chunk boundaries, a
 //! holder with one bad chunk, a read cut short and resumed, a holder lost
-//! in the middle of a read, the read cache's budget, deep manifests,
+//! in the middle of a read, holders that offer a chunk and withhold it,
+//! the read cache's budget, deep manifests,
 //! deletes and repair of every chunk, the collector, and data directories
 //! of the first format.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use nexnet_server::{FileServer, ServerError, placement};
+use nexnet_crypto::secret_file;
+use nexnet_p2p::{Event, Events, NetworkSecret, NodeId, TcpTransport, Transport, TransportConfig};
+use nexnet_server::{
+    FileServer, ServerError, placement,
+    protocol::{Message, Refusal},
+};
 use nexnet_store::Cid;
 use nexnet_testkit::{
     Pattern, digest_async_reader,
@@ -16,7 +28,7 @@ use nexnet_testkit::{
         object_file, quarantined, store_pattern,
     },
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KIB: u64 = 1024;
 
@@ -214,6 +226,110 @@ async fn a_holder_lost_in_the_middle_of_a_read_does_not_stop_it() {
     assert_eq!(len, size - 4 * c);
     assert_reads(&nodes[0], "lost/holder", seed, size).await;
     nodes.shutdown().await;
+}
+
+/// How a withholding peer answers a `Fetch` after its `Sending`.
+#[derive(Clone, Copy)]
+enum Withhold {
+    /// It never opens the stream.
+    NoStream,
+    /// It opens it and sends a byte every 50 ms.
+    Trickle,
+}
+
+/// A peer that offers every chunk it is asked for (with the chunk size the
+/// test uses) and then withholds it; it refuses anything else. Counts the
+/// fetches it was asked.
+async fn withholding_peer(mut events: Events<Message>, how: Withhold, asked: Arc<AtomicUsize>) {
+    while let Some(event) = events.next().await {
+        let Event::Request {
+            peer,
+            message,
+            responder,
+        } = event
+        else {
+            continue;
+        };
+        let answer = match message {
+            Message::Members(_) => Message::Members(Vec::new()),
+            Message::Fetch { transfer, .. } => {
+                asked.fetch_add(1, Ordering::Relaxed);
+                if let Withhold::Trickle = how {
+                    tokio::spawn(async move {
+                        let Ok(mut out) = peer.open_stream(Message::Object { transfer }).await
+                        else {
+                            return;
+                        };
+                        for _ in 0..64 * KIB {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if out.write_all(&[0]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+                Message::Sending { len: 64 * KIB }
+            }
+            _ => Message::Refused(Refusal::Storage),
+        };
+        let _ = responder.respond(answer).await;
+    }
+}
+
+/// A member that answers every fetch at once and then sends nothing, or a
+/// byte at a time, is raced by the next holder: the read is whole and
+/// right, well before the stall time-out would have ended its fetches.
+async fn withholding_holder_is_raced(how: Withhold) {
+    let c = 64 * KIB;
+    let nodes = Mesh::start_with(3, |root, i| {
+        node_config(root, i)
+            .replication(2)
+            .chunk_size(c as u32)
+            .hedge_delay(Duration::from_millis(100))
+            .stall_timeout(Duration::from_secs(600))
+    })
+    .await;
+    let (seed, size) = (500, 64 * c);
+    store_pattern(&nodes[1], "withheld", seed, size).await;
+    // The peer joins the reader only: it ranks first for about a third of
+    // the chunks the reader lacks ((2/3)^43 that it ranks first for none).
+    let secret = secret_file::load(&nodes.root().join("shared.secret")).unwrap();
+    let config = TransportConfig::new(
+        NodeId::generate().unwrap(),
+        NetworkSecret::from_bytes(*secret),
+    );
+    let (fake, events) = TcpTransport::<Message>::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(withholding_peer(events, how, asked.clone()));
+    fake.dial(nodes[0].local_addr()).await.unwrap();
+    eventually("the reader sees the withholding peer", async || {
+        nodes[0].stats().peers == 3
+    })
+    .await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        assert_reads(&nodes[0], "withheld", seed, size),
+    )
+    .await
+    .expect("the read waited on the withholding peer");
+    assert!(
+        asked.load(Ordering::Relaxed) > 0,
+        "the withholding peer was never asked"
+    );
+    fake.close().await;
+    nodes.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_offers_a_chunk_and_never_sends_it_is_raced() {
+    withholding_holder_is_raced(Withhold::NoStream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_trickles_a_chunk_is_raced() {
+    withholding_holder_is_raced(Withhold::Trickle).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

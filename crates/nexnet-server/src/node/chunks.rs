@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::join_all;
+use futures::{StreamExt, future::join_all, stream::FuturesUnordered};
 use nexnet_p2p::{NodeId, Peer};
 use nexnet_store::{Cid, ObjectStore, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -121,13 +121,18 @@ impl Drop for Gate<'_> {
     }
 }
 
-/// Loads manifest nodes from this node's own store only (for what must not
-/// fetch: an evict).
+/// Loads manifest nodes from what this node has, its store or its read
+/// cache, never fetching (for what must not fetch: an evict, a delete).
 pub(crate) struct LocalManifests<'a>(pub &'a Node);
 
 impl LoadNode for LocalManifests<'_> {
     async fn load(&self, cid: Cid) -> Result<manifest::Node> {
-        match read_verified(&self.0.store, &cid, manifest::MAX_NODE_LEN, false).await? {
+        let max = manifest::MAX_NODE_LEN;
+        let bytes = match read_verified(&self.0.store, &cid, max, false).await? {
+            Some(bytes) => Some(bytes),
+            None => self.0.cache.get(&cid, max, false).await,
+        };
+        match bytes {
             Some(bytes) => manifest::Node::parse(cid, &bytes),
             None => Err(ServerError::Store(StoreError::NotFound { cid })),
         }
@@ -214,14 +219,15 @@ impl Node {
     /// Chunk (or manifest node) `cid`, verified: this node's copy, its
     /// cache's, or one fetched from the holders and then any other member.
     /// `len` is its exact length, or with `exact` false the most it may be.
-    /// A holder that does not start within the hedge delay, or sends a bad
-    /// copy, is passed over for this chunk only. What a non-holder fetched
+    /// A holder that has not delivered within the hedge delay is raced by
+    /// the next; one that fails or sends a bad copy is passed over for this
+    /// chunk only. What a non-holder fetched
     /// goes into its cache.
     pub(crate) async fn get_chunk(&self, cid: Cid, len: u64, exact: bool) -> Result<Bytes> {
         if let Some(bytes) = read_verified(&self.store, &cid, len, exact).await? {
             return Ok(bytes);
         }
-        if let Some(bytes) = self.cache.get(&cid, len, exact).await {
+        if let Some(bytes) = self.cached(cid, len, exact).await {
             return Ok(bytes);
         }
         // One fetch per chunk at a time: readers of the same chunk (two gets
@@ -242,61 +248,101 @@ impl Node {
         if let Some(bytes) = read_verified(&self.store, &cid, len, exact).await? {
             return Ok(bytes);
         }
-        if let Some(bytes) = self.cache.get(&cid, len, exact).await {
+        if let Some(bytes) = self.cached(cid, len, exact).await {
             return Ok(bytes);
         }
         let nodes = self.all_nodes();
         let holders = placement::holders(&cid, nodes.clone(), self.config.replication);
         let mut order = placement::holders(&cid, nodes, usize::MAX);
         order.retain(|n| *n != self.id);
+        let mut peers = order.iter().filter_map(|n| self.members.peer(n));
         let mut attempts: Vec<Failure> = Vec::new();
-        let peers: Vec<Peer<Message>> = order.iter().filter_map(|n| self.members.peer(n)).collect();
-        let count = peers.len();
-        for (i, peer) in peers.into_iter().enumerate() {
-            let node = peer.node_id();
-            // The last one to ask gets the full time-out.
-            let start = if i + 1 < count {
-                self.config.hedge_delay
-            } else {
-                self.config.request_timeout
-            };
-            match self.fetch_chunk(&peer, cid, len, exact, start).await {
-                Ok(bytes) => {
-                    if holders.contains(&self.id) {
-                        // Ours by placement (a copy lost here): keep it.
-                        if let Err(e) = self.store.write_bytes_hashed(cid, bytes.clone()).await {
-                            debug!(%cid, error = %e, "could not keep a fetched chunk");
-                        }
-                    } else {
-                        self.cache.put(cid, bytes.clone()).await;
+        // Hedged: the next node is asked when the last one asked has not
+        // delivered within the hedge delay, or has failed; every fetch
+        // asked goes on until one delivers, and the rest are then dropped.
+        let mut running = FuturesUnordered::new();
+        let fetch = |peer: Peer<Message>| async move {
+            let got = self.fetch_chunk(&peer, cid, len, exact).await;
+            (peer.node_id(), got)
+        };
+        loop {
+            if running.is_empty() {
+                match peers.next() {
+                    Some(peer) => running.push(fetch(peer)),
+                    None => break,
+                }
+            }
+            let hedge = tokio::time::sleep(self.config.hedge_delay);
+            let (node, got) = tokio::select! {
+                Some(done) = running.next() => done,
+                () = hedge => {
+                    if let Some(peer) = peers.next() {
+                        running.push(fetch(peer));
                     }
-                    // Counted once kept: a read stopped before that fetches
-                    // it again.
-                    self.chunk_fetches
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+            };
+            match got {
+                Ok(bytes) => {
+                    drop(running);
+                    self.keep_fetched(cid, &holders, bytes.clone()).await;
                     return Ok(bytes);
                 }
                 Err(why) => {
                     debug!(%cid, from = ?node, %why, "chunk fetch failed; trying the next node");
                     attempts.push((node, why));
+                    if let Some(peer) = peers.next() {
+                        running.push(fetch(peer));
+                    }
                 }
             }
         }
         Err(ServerError::Unavailable { cid, attempts })
     }
 
-    /// Asks `peer` for `cid` and reads it whole, verified. `start` bounds
-    /// the wait for its answer; the transfer then has the stall time-out.
+    /// The cache's copy of `cid`, moved into the store if this node holds
+    /// it by placement now (the members changed since it was cached).
+    async fn cached(&self, cid: Cid, len: u64, exact: bool) -> Option<Bytes> {
+        let bytes = self.cache.get(&cid, len, exact).await?;
+        let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
+        if holders.contains(&self.id) {
+            match self.store.write_bytes_hashed(cid, bytes.clone()).await {
+                Ok(_) => self.cache.remove(&cid).await,
+                Err(e) => debug!(%cid, error = %e, "could not keep a cached chunk"),
+            }
+        }
+        Some(bytes)
+    }
+
+    /// Keeps a fetched chunk: in the store if it is ours by placement (a
+    /// copy lost here), else in the cache.
+    async fn keep_fetched(&self, cid: Cid, holders: &[NodeId], bytes: Bytes) {
+        if holders.contains(&self.id) {
+            if let Err(e) = self.store.write_bytes_hashed(cid, bytes).await {
+                debug!(%cid, error = %e, "could not keep a fetched chunk");
+            }
+        } else {
+            self.cache.put(cid, bytes).await;
+        }
+        // Counted once kept: a read stopped before that fetches it again.
+        self.chunk_fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Asks `peer` for `cid` and reads it whole, verified: an answer within
+    /// the request time-out, then the whole chunk within the stall
+    /// time-out (a peer that trickles is left like one that stalls).
     async fn fetch_chunk(
         &self,
         peer: &Peer<Message>,
         cid: Cid,
         len: u64,
         exact: bool,
-        start: std::time::Duration,
     ) -> std::result::Result<Bytes, PeerFailure> {
         let accept = |n: u64| n == len || (!exact && n <= len);
-        let (n, mut stream) = self.ask_to_send(peer, cid, start, accept, len).await?;
+        let (n, mut stream) = self
+            .ask_to_send(peer, cid, self.config.request_timeout, accept, len)
+            .await?;
         // Bounded by the length checked above.
         let buf = transfer::read_whole(&mut stream, n, self.config.stall_timeout)
             .await

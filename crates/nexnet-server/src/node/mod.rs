@@ -123,25 +123,26 @@ impl Node {
         Ok(self.store.delete(&cid).await? || had)
     }
 
-    /// Drops the chunks and manifest nodes below `root` that are here, as
-    /// far as the manifest here tells (a node that holds chunks of the file
-    /// but not its root learns of them from the deleting node, or leaves
-    /// them to the collector).
-    async fn drop_local_tree(&self, root: Cid) -> Result<bool> {
+    /// Drops the chunks and manifest nodes below `root` that are here, in
+    /// the store and the read cache, as far as the manifest here (or in
+    /// the cache) tells; nothing is fetched to be dropped. A node that
+    /// holds chunks of the file but not its root learns of them from the
+    /// deleting node, or leaves them to the collector. The root itself
+    /// leaves the cache; the caller drops it from the store.
+    pub(crate) async fn drop_local_tree(&self, root: Cid) -> Result<bool> {
         use crate::manifest::{LoadNode, Walk};
         let local = LocalManifests(self);
-        let Ok(node) = local.load(root).await else {
-            return Ok(false);
-        };
-        if node.root.is_none() {
-            return Ok(false);
-        }
         let mut had = false;
-        let mut ids = Walk::new(root, node)?.ids();
-        while let Ok(Some(id)) = ids.next(&local).await {
-            had |= self.store.delete(&id.cid()).await?;
-            self.cache.remove(&id.cid()).await;
+        if let Ok(node) = local.load(root).await
+            && node.root.is_some()
+        {
+            let mut ids = Walk::new(root, node)?.ids();
+            while let Ok(Some(id)) = ids.next(&local).await {
+                had |= self.store.delete(&id.cid()).await?;
+                self.cache.remove(&id.cid()).await;
+            }
         }
+        self.cache.remove(&root).await;
         Ok(had)
     }
 

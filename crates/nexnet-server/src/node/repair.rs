@@ -203,8 +203,8 @@ async fn repair_batch(
         };
         for h in lacking {
             let put = if h == node.id {
-                // `get_chunk` keeps what a holder fetches; a copy found in
-                // the cache is written here.
+                // `get_chunk` keeps what a holder fetches or finds in its
+                // cache; a copy it could not keep is written here.
                 if !node.store.has(cid).await? {
                     node.store.write_bytes_hashed(*cid, bytes.clone()).await?;
                 }

@@ -32,13 +32,13 @@ pub(in crate::node) fn receive(
 ) {
     let key = (peer.node_id(), transfer);
     let result = node.chunk_puts.producer(key);
-    let n = node.clone();
+    let (n, peer_id) = (node.clone(), peer.node_id());
     node.spawn(async move {
         let stall = n.config.stall_timeout;
         let stored = async {
             let _room = n
                 .budget
-                .chunk_buffer(len)
+                .chunk_buffer(peer_id, len)
                 .await
                 .ok_or(Refusal::WrongLength {
                     received: len,
@@ -81,18 +81,15 @@ pub(in crate::node) fn receive(
 
 /// Answers a `StoreChunk`: `Committed`, or a refusal.
 pub(super) async fn store(node: &Node, peer: &Peer<Message>, transfer: u64, cid: Cid) -> Message {
-    let key = (peer.node_id(), transfer);
-    let waiting = node.chunk_puts.consumer(key);
-    let received = tokio::time::timeout(node.config.stall_timeout, waiting).await;
-    node.chunk_puts.forget(&key);
-    match received {
-        Ok(Ok(Ok(()))) => {
+    let mut waiting = node.chunk_puts.awaiting((peer.node_id(), transfer));
+    match waiting.arrival(node.config.stall_timeout).await {
+        Some(Ok(())) => {
             // Ours by placement now: the cache's copy, if any, is spare.
             node.cache.remove(&cid).await;
             Message::Committed
         }
-        Ok(Ok(Err(refusal))) => Message::Refused(refusal),
-        Ok(Err(_)) | Err(_) => Message::Refused(Refusal::NoStream),
+        Some(Err(refusal)) => Message::Refused(refusal),
+        None => Message::Refused(Refusal::NoStream),
     }
 }
 

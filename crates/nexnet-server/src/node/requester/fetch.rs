@@ -4,12 +4,11 @@
 
 use nexnet_p2p::{Peer, RecvStream};
 use nexnet_store::Cid;
-use tokio::sync::oneshot;
 use tracing::{debug, info};
 
 use crate::{
     CatalogEntry, PeerFailure, Result, ServerError,
-    node::{Node, TransferKey, is_corruption},
+    node::{Node, is_corruption},
     placement,
     protocol::Message,
     transfer::{self, Failure},
@@ -81,6 +80,7 @@ impl Node {
     /// Asks `peer` to send `cid` (`Fetch`), waiting `start` for its answer,
     /// and returns the length it offered, if `accept` takes it (else a
     /// wrong length against `expected`), and the stream that carries it.
+    /// The wait for the stream ends when the peer's connection does.
     pub(crate) async fn ask_to_send(
         &self,
         peer: &Peer<Message>,
@@ -90,43 +90,31 @@ impl Node {
         expected: u64,
     ) -> std::result::Result<(u64, RecvStream), PeerFailure> {
         let transfer = self.next_transfer();
-        let key = (peer.node_id(), transfer);
-        let stream = self.fetches.consumer(key);
+        // Before asking: the stream may come before the answer.
+        let mut stream = self.fetches.awaiting((peer.node_id(), transfer));
         let ask = Message::Fetch {
             cid: *cid.as_bytes(),
             transfer,
         };
-        let offered = match peer.request(ask, start).await {
-            Ok(Message::Sending { len }) if accept(len) => Ok(len),
-            Ok(Message::Sending { len }) => Err(PeerFailure::WrongLength {
-                offered: len,
-                expected,
-            }),
-            Ok(Message::Missing) => Err(PeerFailure::Missing),
-            Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
-            Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
-            Err(e) => Err(e.into()),
-        };
-        match offered {
-            Ok(len) => Ok((len, self.await_stream(key, stream).await?)),
-            Err(why) => {
-                self.fetches.forget(&key);
-                Err(why)
+        let len = match peer.request(ask, start).await? {
+            Message::Sending { len } if accept(len) => len,
+            Message::Sending { len } => {
+                return Err(PeerFailure::WrongLength {
+                    offered: len,
+                    expected,
+                });
             }
-        }
-    }
-
-    /// Waits for a fetch's stream, registered under `key` before asking.
-    async fn await_stream(
-        &self,
-        key: TransferKey,
-        rx: oneshot::Receiver<RecvStream>,
-    ) -> std::result::Result<RecvStream, PeerFailure> {
-        let got = tokio::time::timeout(self.config.stall_timeout, rx).await;
-        self.fetches.forget(&key);
-        match got {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(_)) | Err(_) => Err(PeerFailure::NoStream),
+            Message::Missing => return Err(PeerFailure::Missing),
+            Message::Refused(why) => return Err(PeerFailure::Refused(why)),
+            other => return Err(PeerFailure::Unexpected(other.kind())),
+        };
+        // It answered, then must open the stream: a peer killed in between
+        // is noticed with its connection, not after the stall time-out.
+        tokio::select! {
+            got = stream.arrival(self.config.stall_timeout) => {
+                got.map(|s| (len, s)).ok_or(PeerFailure::NoStream)
+            }
+            () = peer.closed() => Err(PeerFailure::Disconnected),
         }
     }
 }

@@ -6,12 +6,7 @@ use std::time::Duration;
 use nexnet_crypto::name_id;
 
 use crate::{
-    CatalogEntry, FileInfo, Result, ServerError, Stats,
-    catalog::Layout,
-    check_name,
-    manifest::{LoadNode, Walk},
-    node::LocalManifests,
-    node::Node,
+    CatalogEntry, FileInfo, Result, ServerError, Stats, catalog::Layout, check_name, node::Node,
     placement,
 };
 
@@ -25,19 +20,7 @@ impl Node {
         let root = entry.cid();
         let mut had = false;
         if entry.layout == Layout::Chunked {
-            // Every chunk and node here goes too, from the store and the
-            // cache, as far as the manifest here tells (nothing is fetched
-            // to be dropped).
-            let local = LocalManifests(self);
-            if let Ok(root_node) = local.load(root).await {
-                let walk = Walk::new(root, root_node)?;
-                let mut ids = walk.ids();
-                while let Ok(Some(id)) = ids.next(&local).await {
-                    had |= self.store.delete(&id.cid()).await?;
-                    self.cache.remove(&id.cid()).await;
-                }
-            }
-            self.cache.remove(&root).await;
+            had |= self.drop_local_tree(root).await?;
         }
         had |= self.store.delete(&root).await?;
         Ok(had)
