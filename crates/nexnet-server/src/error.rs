@@ -41,6 +41,15 @@ pub enum ServerError {
         failures: Vec<(NodeId, PeerFailure)>,
     },
 
+    /// Nodes that took chunks of a store could not make them durable (the
+    /// file is committed, but may have fewer copies than acknowledged after
+    /// a crash of those nodes).
+    #[error("chunks stored on {} node(s) may not be durable ({})", .failures.len(), describe(.failures))]
+    NotDurable {
+        /// The nodes whose `Sync` failed, and why.
+        failures: Vec<(NodeId, PeerFailure)>,
+    },
+
     /// A range that starts past the end of the file.
     #[error("range starts at byte {offset}, the file has {file_len}")]
     RangeNotSatisfiable {

@@ -244,6 +244,19 @@ impl Node {
     }
 }
 
+/// Whether `prefix`, the first bytes of an object, start a file: a
+/// manifest root, or an object of the first format (its header). A chunk
+/// or a manifest node below a root is neither (a chunk's ciphertext starts
+/// with a magic by chance once in 2^32).
+pub fn starts_a_file(prefix: &[u8]) -> bool {
+    if prefix.starts_with(&nexnet_crypto::MAGIC) {
+        return true;
+    }
+    prefix.len() >= PREFIX_LEN
+        && prefix[..4] == MAGIC
+        && u16::from_be_bytes([prefix[6], prefix[7]]) & FLAG_ROOT != 0
+}
+
 /// How many chunks one id of a depth-`depth` node covers.
 fn span(fanout: u32, depth: u8) -> Option<u64> {
     u64::from(fanout).checked_pow(u32::from(depth))
@@ -709,6 +722,21 @@ mod tests {
             }
             assert_eq!(found, ok);
         }
+    }
+
+    #[test]
+    fn roots_and_whole_objects_start_files_and_other_nodes_do_not() {
+        let (mem, root_cid, _) = build(70, 4);
+        for (cid, bytes) in &mem.0 {
+            assert_eq!(starts_a_file(bytes), *cid == root_cid);
+        }
+        let header = ObjectHeader {
+            key_id: KeyId::from_bytes([7; 8]),
+            iv: [9; 16],
+        };
+        assert!(starts_a_file(&header.encode()));
+        assert!(!starts_a_file(b"NXMF"));
+        assert!(!starts_a_file(&[0; 64]));
     }
 
     #[test]

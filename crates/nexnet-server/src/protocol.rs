@@ -146,6 +146,13 @@ pub enum Message {
     /// consist of? At most [`MAX_LIST`]; answered with
     /// [`Message::HaveMany`] (all set when it cannot tell).
     Referenced(Vec<[u8; 20]>),
+    /// Request: make every chunk you committed so far durable (chunks are
+    /// committed without their own fsyncs); answered with
+    /// [`Message::Synced`] or a refusal. A store sends it to every node
+    /// that took one of its chunks before it commits the root.
+    Sync,
+    /// Response to `Sync`.
+    Synced,
 }
 
 impl Message {
@@ -177,6 +184,8 @@ impl Message {
             Self::HaveMany(_) => "HaveMany",
             Self::DeleteChunks { .. } => "DeleteChunks",
             Self::Referenced(_) => "Referenced",
+            Self::Sync => "Sync",
+            Self::Synced => "Synced",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Files as verified chunks: sizes and ranges around chunk boundaries, a
 //! holder with one bad chunk, a read cut short and resumed, a holder lost
-//! in the middle of a read, holders that offer a chunk and withhold it,
+//! in the middle of a read, holders that offer a chunk and withhold it, a
+//! holder that cannot make its chunks durable,
 //! the read cache's budget, deep manifests,
 //! deletes and repair of every chunk, the collector, and data directories
 //! of the first format.
@@ -332,6 +333,74 @@ async fn a_holder_that_trickles_a_chunk_is_raced() {
     withholding_holder_is_raced(Withhold::Trickle).await;
 }
 
+/// A member that takes every chunk and root it is sent, and then cannot
+/// make them durable: the store says so (`NotDurable`, naming it), and the
+/// file is committed and reads whole from the honest node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_cannot_sync_makes_the_store_say_so() {
+    let c = 64 * KIB;
+    let nodes = mesh(1, 2, c).await;
+    let secret = secret_file::load(&nodes.root().join("shared.secret")).unwrap();
+    let id = NodeId::generate().unwrap();
+    let config = TransportConfig::new(id, NetworkSecret::from_bytes(*secret));
+    let (fake, mut events) = TcpTransport::<Message>::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let synced = Arc::new(AtomicUsize::new(0));
+    let asked = synced.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Stream { mut stream, .. } => {
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
+                    });
+                }
+                Event::Request {
+                    message, responder, ..
+                } => {
+                    let answer = match message {
+                        Message::Members(_) => Message::Members(Vec::new()),
+                        Message::StoreChunk { .. } | Message::Commit { .. } => Message::Committed,
+                        Message::Sync => {
+                            asked.fetch_add(1, Ordering::Relaxed);
+                            Message::Refused(Refusal::Storage)
+                        }
+                        _ => Message::Refused(Refusal::NotARequest),
+                    };
+                    let _ = responder.respond(answer).await;
+                }
+                _ => {}
+            }
+        }
+    });
+    fake.dial(nodes[0].local_addr()).await.unwrap();
+    eventually("the node sees the member", async || {
+        nodes[0].stats().peers == 1
+    })
+    .await;
+    let (seed, size) = (900, 16 * c);
+    let err = nodes[0]
+        .store("unsynced", Pattern::new(seed, size))
+        .await
+        .unwrap_err();
+    match &err {
+        ServerError::NotDurable { failures } => {
+            assert_eq!(failures.len(), 1, "{err}");
+            assert_eq!(failures[0].0, id, "{err}");
+        }
+        other => panic!("expected NotDurable, got {other}"),
+    }
+    assert_eq!(
+        synced.load(Ordering::Relaxed),
+        1,
+        "one Sync per node per store"
+    );
+    assert_reads(&nodes[0], "unsynced", seed, size).await;
+    fake.close().await;
+    nodes.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_keeps_its_budget_and_never_evicts_a_placement_chunk() {
     let c = 64 * KIB;
@@ -454,9 +523,10 @@ async fn the_collector_removes_what_a_cut_store_left_and_nothing_named() {
     store_pattern(&nodes[0], "gc/kept", seed, size).await;
     let named: u64 = nodes.iter().map(|n| n.stats().objects).sum();
 
-    // A store whose source breaks after five chunks: those chunks are on
-    // their holders, named by nothing.
-    let broken = tokio::io::AsyncReadExt::chain(Pattern::new(801, 5 * c), Broken);
+    // A store whose source breaks after 200 chunks: those chunks are on
+    // their holders, named by nothing, and more than a tenth of each
+    // node's store (a guard against a lost catalog does not count them).
+    let broken = tokio::io::AsyncReadExt::chain(Pattern::new(801, 200 * c), Broken);
     let err = nodes[1].store("gc/cut", broken).await.unwrap_err();
     assert!(matches!(err, ServerError::Source(_)), "{err}");
     // Passes until one finds nothing more (puts the failed store had in

@@ -116,6 +116,39 @@ async fn objects_no_file_names_are_collected_unless_records_are_damaged() {
     node.shutdown().await;
 }
 
+/// A catalog that lost most of its records (restored from an old backup)
+/// makes its files' objects look unnamed: the collector keeps them all.
+#[tokio::test]
+async fn the_collector_keeps_everything_when_most_records_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = FileServer::open(config(dir.path())).await.unwrap();
+    for i in 0..80 {
+        node.store(&format!("f{i}"), &b"a file of its own"[..])
+            .await
+            .unwrap();
+    }
+    node.shutdown().await;
+    drop(node);
+    let objects = || object_files(&dir.path().join("store"));
+    assert_eq!(objects(), 80);
+    let entries = dir.path().join("catalog/entries");
+    for i in 0..70 {
+        let id = nexnet_crypto::name_id(&format!("f{i}"));
+        fs::remove_file(entries.join(hex::encode(id.as_bytes()))).unwrap();
+    }
+    let node = FileServer::open(config(dir.path()).gc_grace(std::time::Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(node.list().await.unwrap().len(), 10);
+    assert_eq!(node.repair().await.collected, 0);
+    node.shutdown().await;
+    assert_eq!(
+        objects(),
+        80,
+        "objects of files whose records were lost were removed"
+    );
+}
+
 /// Object files under a store directory.
 fn object_files(store: &std::path::Path) -> usize {
     object_paths(store).len()

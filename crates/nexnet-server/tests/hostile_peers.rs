@@ -461,6 +461,7 @@ async fn a_lying_flooding_member_is_passed_over() {
                                 Message::Committed
                             }
                             Message::StoreChunk { .. } => Message::Committed,
+                            Message::Sync => Message::Synced,
                             Message::Has { .. } => Message::Have(true),
                             Message::HasMany(cids) => {
                                 Message::HaveMany(vec![0xff; cids.len().div_ceil(8)])

@@ -16,5 +16,7 @@ pub use cid::{CID_HEX_LEN, CID_LEN, Cid, CidHasher, HashingReader, HashingWriter
 pub use error::{Result, StoreError};
 pub use layout::{CasPath, CustomPath, PathTransform};
 pub use reader::{ObjectReader, VerifiedReader};
-pub use store::{EARLY_SYNC_BYTES, ObjectStore, ObjectWriter, StoreConfig, Usage, Written};
+pub use store::{
+    Durability, EARLY_SYNC_BYTES, ObjectStore, ObjectWriter, StoreConfig, Usage, Written,
+};
 pub use walk::CidStream;

@@ -21,6 +21,11 @@ use tracing::{debug, info, warn};
 
 use parking_lot::{Mutex, MutexGuard};
 
+/// Whether [`ObjectStore::sync`] can flush the file system at once
+/// (`syncfs(2)`), so that [`Durability::Deferred`] writes may skip their
+/// fsyncs.
+const CAN_SYNC_FS: bool = cfg!(target_os = "linux");
+
 use crate::{
     CasPath, Cid, CidHasher, CidStream, ObjectReader, PathTransform, Result, StoreError,
     VerifiedReader,
@@ -28,6 +33,22 @@ use crate::{
     layout::{LAYOUT_FILE, checked_dir},
     walk::{self, walk},
 };
+
+/// When an object written whole ([`ObjectStore::write_bytes_expecting`],
+/// [`ObjectStore::write_bytes_hashed`]) reaches the disk, in a store that
+/// fsyncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// The file and the directories its rename touches are fsynced before
+    /// the write returns.
+    Now,
+    /// The write returns once renamed into place (atomic against a process
+    /// crash, like every write); it is durable once a later
+    /// [`ObjectStore::sync`] has returned. Many small objects then cost one
+    /// flush of the file system instead of two fsyncs each. On systems
+    /// without `syncfs(2)` (anything but Linux) this is [`Durability::Now`].
+    Deferred,
+}
 
 /// How an [`ObjectStore`] writes.
 #[derive(Clone, Debug)]
@@ -230,12 +251,17 @@ impl ObjectStore {
 
     /// Stores `bytes`, held whole in memory (a chunk, a manifest node), as
     /// one object in one step on a blocking thread: hashed, written to a
-    /// temp file, fsynced and renamed into place. Fails with
-    /// [`StoreError::HashMismatch`], leaving nothing behind, unless the
-    /// bytes hash to `cid`. One hand-off to the blocking pool instead of a
-    /// writer's three: what makes small objects cheap.
-    pub async fn write_bytes_expecting(&self, cid: Cid, bytes: Bytes) -> Result<Written> {
-        self.write_bytes_inner(cid, bytes, true).await
+    /// temp file, fsynced as `durability` says and renamed into place.
+    /// Fails with [`StoreError::HashMismatch`], leaving nothing behind,
+    /// unless the bytes hash to `cid`. One hand-off to the blocking pool
+    /// instead of a writer's three: what makes small objects cheap.
+    pub async fn write_bytes_expecting(
+        &self,
+        cid: Cid,
+        bytes: Bytes,
+        durability: Durability,
+    ) -> Result<Written> {
+        self.write_bytes_inner(cid, bytes, true, durability).await
     }
 
     /// Like [`write_bytes_expecting`](Self::write_bytes_expecting), for
@@ -243,11 +269,22 @@ impl ObjectStore {
     /// chunks it cut): they are not hashed a second time. Bytes that do not
     /// hash to `cid` stored this way are an object that fails
     /// [`verify`](Self::verify), and are quarantined when it is run.
-    pub async fn write_bytes_hashed(&self, cid: Cid, bytes: Bytes) -> Result<Written> {
-        self.write_bytes_inner(cid, bytes, false).await
+    pub async fn write_bytes_hashed(
+        &self,
+        cid: Cid,
+        bytes: Bytes,
+        durability: Durability,
+    ) -> Result<Written> {
+        self.write_bytes_inner(cid, bytes, false, durability).await
     }
 
-    async fn write_bytes_inner(&self, cid: Cid, bytes: Bytes, check: bool) -> Result<Written> {
+    async fn write_bytes_inner(
+        &self,
+        cid: Cid,
+        bytes: Bytes,
+        check: bool,
+        durability: Durability,
+    ) -> Result<Written> {
         let len = bytes.len() as u64;
         if let Some(limit) = self.inner.config.max_object_len
             && len > limit
@@ -255,6 +292,7 @@ impl ObjectStore {
             return Err(StoreError::TooLarge { limit });
         }
         let inner = self.inner.clone();
+        let sync = inner.config.fsync && (durability == Durability::Now || !CAN_SYNC_FS);
         spawn_blocking(move || {
             if check {
                 let actual = Cid::of(&bytes);
@@ -265,8 +303,8 @@ impl ObjectStore {
                     });
                 }
             }
-            let dest = inner.path_of(&cid)?;
-            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == len) {
+            // Checked again under the lock at commit; this spares the write.
+            if inner.stored_as(&inner.path_of(&cid)?, len) {
                 return Ok(Written {
                     cid,
                     len,
@@ -280,14 +318,26 @@ impl ObjectStore {
                 .map_err(|e| StoreError::io("create temp file in", &inner.tmp, e))?;
             io::Write::write_all(&mut &file, &bytes)
                 .map_err(|e| StoreError::io("write", &*temp, e))?;
-            if inner.config.fsync {
+            if sync {
                 file.sync_all()
                     .map_err(|e| StoreError::io("fsync", &*temp, e))?;
             }
             drop(file);
-            inner.commit(cid, len, temp)
+            inner.commit(cid, len, temp, sync)
         })
         .await?
+    }
+
+    /// Makes every object written before it durable, those written with
+    /// [`Durability::Deferred`] included: one `syncfs(2)` of the store's
+    /// file system. Nothing to do in a store that does not fsync, or where
+    /// deferred writes are synced at once.
+    pub async fn sync(&self) -> Result<()> {
+        if !self.inner.config.fsync || !CAN_SYNC_FS {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        spawn_blocking(move || inner.sync_fs()).await?
     }
 
     /// Starts an object written piece by piece, for callers that are handed
@@ -522,13 +572,38 @@ impl Inner {
         Ok(self.objects.join(dir).join(cid.to_hex()))
     }
 
-    fn commit(&self, cid: Cid, len: u64, temp: TempPath) -> Result<Written> {
+    /// Whether `dest` holds an object of `len` bytes: a regular file of
+    /// that length is taken as the object (verification is `verify`'s
+    /// job); anything else there cannot be it and is replaced.
+    fn stored_as(&self, dest: &Path, len: u64) -> bool {
+        fs::symlink_metadata(dest).is_ok_and(|m| m.is_file() && m.len() == len)
+    }
+
+    /// One `syncfs(2)` of the file system under `objects/`; the
+    /// directories created until now are then durable.
+    #[cfg(target_os = "linux")]
+    fn sync_fs(&self) -> Result<()> {
+        let synced: Vec<PathBuf> = self.lock_state().unsynced.iter().cloned().collect();
+        let dir =
+            File::open(&self.objects).map_err(|e| StoreError::io("open", &self.objects, e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("syncfs", &self.objects, e.into()))?;
+        let mut state = self.lock_state();
+        for d in synced {
+            state.unsynced.remove(&d);
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sync_fs(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn commit(&self, cid: Cid, len: u64, temp: TempPath, sync: bool) -> Result<Written> {
         let dest = self.path_of(&cid)?;
         let dir = dest.parent().unwrap_or(&self.objects).to_path_buf();
         let mut state = self.lock_state();
-        // The bytes in `temp` hash to `cid`. A regular file of the same
-        // length at `dest` is taken as that object (verification is
-        // `verify`'s job); anything else there cannot be it and is replaced.
+        // The bytes in `temp` hash to `cid`.
         let counted = match fs::symlink_metadata(&dest) {
             Ok(meta) if meta.is_file() && meta.len() == len => {
                 drop(state);
@@ -564,7 +639,7 @@ impl Inner {
         }
         drop(state);
 
-        if self.config.fsync {
+        if sync {
             // Make the rename durable: the object's directory, then every
             // ancestor whose own entry may not have reached the disk yet
             // (whoever created it).
@@ -887,7 +962,8 @@ impl ObjectWriter {
                     .map_err(|e| StoreError::io("fsync", &*temp, e))?;
             }
             drop(file);
-            inner.commit(cid, len, temp)
+            let sync = inner.config.fsync;
+            inner.commit(cid, len, temp, sync)
         })
         .await?
     }

@@ -104,6 +104,7 @@ impl From<ServerError> for ApiError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             ServerError::Quorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "quorum"),
+            ServerError::NotDurable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_durable"),
             ServerError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ServerError::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             ServerError::Source(_) => (StatusCode::BAD_REQUEST, "body"),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nexnet_store::{CasPath, Cid, ObjectStore, StoreConfig};
+use nexnet_store::{CasPath, Cid, Durability, ObjectStore, StoreConfig};
 use parking_lot::Mutex;
 use tracing::debug;
 
@@ -123,7 +123,11 @@ impl Cache {
         if len > self.budget {
             return;
         }
-        match self.store.write_bytes_hashed(cid, bytes).await {
+        match self
+            .store
+            .write_bytes_hashed(cid, bytes, Durability::Now)
+            .await
+        {
             Ok(_) => self.lru.lock().insert(cid, len),
             Err(e) => debug!(%cid, error = %e, "could not cache a chunk"),
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, future::join_all, stream::FuturesUnordered};
 use nexnet_p2p::{NodeId, Peer};
-use nexnet_store::{Cid, ObjectStore, StoreError};
+use nexnet_store::{Cid, Durability, ObjectStore, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, warn};
 
@@ -153,7 +153,11 @@ impl Node {
         let remote: Vec<NodeId> = holders.iter().copied().filter(|h| *h != self.id).collect();
         let local = async {
             if holders.contains(&self.id) {
-                Some(self.store.write_bytes_hashed(cid, bytes.clone()).await)
+                Some(
+                    self.store
+                        .write_bytes_hashed(cid, bytes.clone(), Durability::Deferred)
+                        .await,
+                )
             } else {
                 None
             }
@@ -306,7 +310,11 @@ impl Node {
         let bytes = self.cache.get(&cid, len, exact).await?;
         let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
         if holders.contains(&self.id) {
-            match self.store.write_bytes_hashed(cid, bytes.clone()).await {
+            match self
+                .store
+                .write_bytes_hashed(cid, bytes.clone(), Durability::Deferred)
+                .await
+            {
                 Ok(_) => self.cache.remove(&cid).await,
                 Err(e) => debug!(%cid, error = %e, "could not keep a cached chunk"),
             }
@@ -318,7 +326,11 @@ impl Node {
     /// copy lost here), else in the cache.
     async fn keep_fetched(&self, cid: Cid, holders: &[NodeId], bytes: Bytes) {
         if holders.contains(&self.id) {
-            if let Err(e) = self.store.write_bytes_hashed(cid, bytes).await {
+            if let Err(e) = self
+                .store
+                .write_bytes_hashed(cid, bytes, Durability::Deferred)
+                .await
+            {
                 debug!(%cid, error = %e, "could not keep a fetched chunk");
             }
         } else {

@@ -24,34 +24,58 @@ use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use super::{Manifests, Node};
+use tokio::io::AsyncReadExt;
+
 use crate::{
     Result,
     catalog::Layout,
+    manifest,
     protocol::{MAX_LIST, Message},
 };
 
-/// More unnamed objects than this, and more than a tenth of the store, is
-/// not what crashes and missed deletes leave but what a catalog restored
-/// from an old backup does: then nothing is removed.
+/// More unnamed files (roots, whole objects) than this, and more than a
+/// tenth of the catalog, is not what crashes and missed deletes leave but
+/// what a catalog restored from an old backup does: then nothing is
+/// removed.
 const MAX_UNNAMED: usize = 64;
 
 /// How long a referenced set answers peers' questions before it is rebuilt.
 const REFERENCED_TTL: Duration = Duration::from_secs(60);
 
-/// The objects this node's catalog names, built lately.
+/// The objects this node's catalog names, built lately; one build at a
+/// time (peers' questions during a build wait for it, not build again).
 #[derive(Default)]
-pub(crate) struct Referenced(Mutex<Option<(Instant, Arc<HashSet<Cid>>)>>);
+pub(crate) struct Referenced {
+    last: Mutex<Option<(Instant, Arc<HashSet<Cid>>)>>,
+    building: tokio::sync::Mutex<()>,
+}
 
 impl Node {
     /// Every object the files in this node's catalog consist of: roots (or
-    /// whole objects), manifest nodes and chunks. Fails if a manifest
-    /// cannot be read: then nothing can be said about what it names.
+    /// whole objects), manifest nodes and chunks, as built within the last
+    /// minute. Fails if a manifest cannot be read: then nothing can be
+    /// said about what it names.
     pub(crate) async fn referenced(&self) -> Result<Arc<HashSet<Cid>>> {
-        if let Some((at, set)) = &*self.referenced.0.lock()
-            && at.elapsed() < REFERENCED_TTL
-        {
-            return Ok(set.clone());
+        let fresh = |r: &Referenced| {
+            r.last
+                .lock()
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < REFERENCED_TTL)
+                .map(|(_, set)| set.clone())
+        };
+        if let Some(set) = fresh(&self.referenced) {
+            return Ok(set);
         }
+        let _building = self.referenced.building.lock().await;
+        if let Some(set) = fresh(&self.referenced) {
+            return Ok(set);
+        }
+        let set = self.build_referenced().await?;
+        *self.referenced.last.lock() = Some((Instant::now(), set.clone()));
+        Ok(set)
+    }
+
+    async fn build_referenced(&self) -> Result<Arc<HashSet<Cid>>> {
         let mut set = HashSet::new();
         for entry in self.catalog.entries() {
             set.insert(entry.cid());
@@ -64,9 +88,7 @@ impl Node {
                 set.insert(id.cid());
             }
         }
-        let set = Arc::new(set);
-        *self.referenced.0.lock() = Some((Instant::now(), set.clone()));
-        Ok(set)
+        Ok(Arc::new(set))
     }
 
     /// Answers a peer's `Referenced`: a bitmap of those this node's files
@@ -140,24 +162,32 @@ impl Node {
             }
             candidates.push(cid);
         }
-        if candidates.len() > MAX_UNNAMED && candidates.len() > total / 10 {
-            warn!(
-                unnamed = candidates.len(),
-                objects = total,
-                "more objects no file names than crashes leave (a catalog restored from an old backup?): keeping them"
-            );
-            return Err("too many unnamed objects".into());
+        // Chunks a cut store left are many and expected; files no catalog
+        // names are what a catalog lost or restored from an old backup
+        // leaves (a store commits its root last, a delete drops it first).
+        let mut files = 0usize;
+        for cid in &candidates {
+            files += usize::from(self.starts_a_file(cid).await);
         }
-        let mut removed = 0;
+        if files > MAX_UNNAMED.max(self.catalog.len() / 10) {
+            warn!(
+                unnamed_files = files,
+                unnamed_objects = candidates.len(),
+                objects = total,
+                "more files no catalog names than crashes leave (a catalog restored from an old backup?): keeping every object"
+            );
+            return Err("too many unnamed files".into());
+        }
+        // Every member is asked about every candidate first; then this
+        // node's catalog is read once more, for what was named meanwhile.
+        let mut unnamed = Vec::new();
         for batch in candidates.chunks(MAX_LIST) {
             let mut named = vec![false; batch.len()];
             let ask: Vec<[u8; 20]> = batch.iter().map(|c| *c.as_bytes()).collect();
             for peer in &peers {
+                // A member may have to read its manifests to answer.
                 let answer = peer
-                    .request(
-                        Message::Referenced(ask.clone()),
-                        self.config.request_timeout,
-                    )
+                    .request(Message::Referenced(ask.clone()), self.config.stall_timeout)
                     .await;
                 let Ok(Message::HaveMany(bits)) = answer else {
                     return Err(format!("{:?} did not answer", peer.node_id()));
@@ -166,26 +196,47 @@ impl Node {
                     *n |= bits.get(i / 8).is_none_or(|b| b & (1 << (i % 8)) != 0);
                 }
             }
-            // Named since the pass began (a store that just finished)?
-            let now = self.referenced_now().await.map_err(|e| e.to_string())?;
-            for (cid, named) in batch.iter().zip(named) {
-                if named || now.contains(cid) || self.storing.lock().contains(cid) {
-                    continue;
-                }
-                match self.store.delete(cid).await {
-                    Ok(true) => removed += 1,
-                    Ok(false) => {}
-                    Err(e) => warn!(%cid, error = %e, "could not remove an object no file names"),
-                }
+            unnamed.extend(batch.iter().zip(named).filter(|(_, n)| !n).map(|(c, _)| *c));
+        }
+        let now = self.referenced_now().await.map_err(|e| e.to_string())?;
+        let mut removed = 0;
+        for cid in unnamed {
+            if now.contains(&cid) || self.storing.lock().contains(&cid) {
+                continue;
+            }
+            match self.store.delete(&cid).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => warn!(%cid, error = %e, "could not remove an object no file names"),
             }
         }
         Ok(removed)
     }
 
+    /// Whether object `cid` here starts a file (see
+    /// [`manifest::starts_a_file`]); unreadable counts as one.
+    async fn starts_a_file(&self, cid: &Cid) -> bool {
+        let Ok(mut reader) = self.store.read(cid).await else {
+            return true;
+        };
+        let mut prefix = [0u8; 8];
+        let mut got = 0;
+        while got < prefix.len() {
+            match reader.read(&mut prefix[got..]).await {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(_) => return true,
+            }
+        }
+        manifest::starts_a_file(&prefix[..got])
+    }
+
     /// The referenced set rebuilt now, not from the last minute's.
     async fn referenced_now(&self) -> Result<Arc<HashSet<Cid>>> {
-        *self.referenced.0.lock() = None;
-        self.referenced().await
+        let _building = self.referenced.building.lock().await;
+        let set = self.build_referenced().await?;
+        *self.referenced.last.lock() = Some((Instant::now(), set.clone()));
+        Ok(set)
     }
 
     async fn older_than(&self, cid: &Cid, grace: Duration) -> bool {

@@ -19,7 +19,7 @@ use std::{collections::HashMap, sync::Arc};
 use bytes::BytesMut;
 use futures::StreamExt;
 use nexnet_p2p::{NodeId, Peer};
-use nexnet_store::Cid;
+use nexnet_store::{Cid, Durability};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{Manifests, Node, is_corruption};
@@ -189,6 +189,8 @@ async fn repair_batch(
         }
     }
     let most = u64::from(manifest::MAX_CHUNK_SIZE).max(manifest::MAX_NODE_LEN);
+    // Where chunks went (committed without fsyncs): synced once at the end.
+    let mut pushed_to: Vec<Peer<Message>> = Vec::new();
     for (cid, lacking) in batch.iter().zip(lacking) {
         if lacking.is_empty() {
             continue;
@@ -206,7 +208,9 @@ async fn repair_batch(
                 // `get_chunk` keeps what a holder fetches or finds in its
                 // cache; a copy it could not keep is written here.
                 if !node.store.has(cid).await? {
-                    node.store.write_bytes_hashed(*cid, bytes.clone()).await?;
+                    node.store
+                        .write_bytes_hashed(*cid, bytes.clone(), Durability::Now)
+                        .await?;
                 }
                 report.fetched += 1;
                 Ok(())
@@ -214,6 +218,9 @@ async fn repair_batch(
                 let sent = node.send_chunk(&peer, *cid, bytes.clone()).await;
                 if sent.is_ok() {
                     report.pushed += 1;
+                    if !pushed_to.iter().any(|p| p.node_id() == h) {
+                        pushed_to.push(peer);
+                    }
                 }
                 sent
             } else {
@@ -223,6 +230,15 @@ async fn repair_batch(
                 report.problems += 1;
                 debug!(%cid, to = ?h, %why, "repair could not place a chunk");
             }
+        }
+    }
+    // What a fetch kept here, too.
+    node.store.sync().await?;
+    for peer in pushed_to {
+        let synced = peer.request(Message::Sync, node.config.stall_timeout).await;
+        if !matches!(synced, Ok(Message::Synced)) {
+            report.problems += 1;
+            debug!(to = ?peer.node_id(), "repair could not make its pushed chunks durable");
         }
     }
     Ok(())

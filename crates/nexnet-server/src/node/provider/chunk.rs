@@ -1,12 +1,13 @@
 //! Chunks, provider side: a `Chunk` stream is written into an uncommitted
 //! object and the `StoreChunk` request that follows commits it if its
-//! bytes hash to the cid; `HasMany` says which of a batch are here;
+//! bytes hash to the cid, without an fsync of its own; `Sync` makes what
+//! was committed durable; `HasMany` says which of a batch are here;
 //! `DeleteChunks` keeps a deleted file's tombstone and drops its chunks.
 
 use std::sync::Arc;
 
 use nexnet_p2p::{Peer, RecvStream, ResetCode};
-use nexnet_store::Cid;
+use nexnet_store::{Cid, Durability};
 use tracing::debug;
 
 use super::commit::refusal_for;
@@ -53,7 +54,11 @@ pub(in crate::node) fn receive(
                     },
                     Short::Stalled(_) | Short::Broken(_) => Refusal::NoStream,
                 })?;
-            match n.store.write_bytes_expecting(cid, buf).await {
+            match n
+                .store
+                .write_bytes_expecting(cid, buf, Durability::Deferred)
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(e) => {
                     let e = ServerError::from(e);
@@ -90,6 +95,18 @@ pub(super) async fn store(node: &Node, peer: &Peer<Message>, transfer: u64, cid:
         }
         Some(Err(refusal)) => Message::Refused(refusal),
         None => Message::Refused(Refusal::NoStream),
+    }
+}
+
+/// Answers `Sync`: every chunk committed here so far made durable.
+pub(super) async fn sync(node: &Node) -> Message {
+    match node.store.sync().await {
+        Ok(()) => Message::Synced,
+        Err(e) => {
+            let e = ServerError::from(e);
+            debug!(error = %e, "could not make chunks durable");
+            Message::Refused(refusal_for(&e))
+        }
     }
 }
 

@@ -50,7 +50,10 @@ pub(in crate::node) fn tombstones(
 async fn apply(node: &Node, list: Vec<([u8; 20], Tombstone)>) {
     for (cid, t) in list.into_iter().take(MAX_LIST) {
         let cid = Cid::from_bytes(cid);
-        if node.catalog.is_deleted(&cid) {
+        // Known and applied: nothing to do. Known but the object still
+        // here (a `DeleteChunks` kept the tombstone of a root this node
+        // holds, and the root's own delete never came): apply it now.
+        if node.catalog.is_deleted(&cid) && !node.store.has(&cid).await.unwrap_or(true) {
             continue;
         }
         match node.apply_delete(cid, t).await {

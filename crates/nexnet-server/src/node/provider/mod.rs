@@ -39,6 +39,7 @@ pub(super) async fn answer(node: &Arc<Node>, peer: &Peer<Message>, request: Mess
             cids,
         } => chunk::delete(node, Cid::from_bytes(root), tombstone, cids).await,
         Message::Referenced(cids) => node.answer_referenced(cids).await,
+        Message::Sync => chunk::sync(node).await,
         _ => Message::Refused(Refusal::NotARequest),
     }
 }

@@ -3,13 +3,13 @@
 //! read, a bounded window of them in flight; then the manifest's nodes,
 //! the root last with the catalog entry, and the old version gone.
 
-use std::{pin::pin, sync::Arc};
+use std::{collections::BTreeSet, pin::pin, sync::Arc};
 
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::{StreamExt, future::join_all, stream::FuturesUnordered};
 use nexnet_crypto::name_id;
 use nexnet_p2p::{NodeId, Peer};
-use nexnet_store::Cid;
+use nexnet_store::{Cid, Durability};
 use tokio::{
     io::{AsyncRead, AsyncReadExt},
     task::JoinHandle,
@@ -59,9 +59,10 @@ impl Drop for Window {
     }
 }
 
-/// A chunk's put: `Some` the quorum error if it landed on fewer holders
-/// than the quorum asks (but on one at least).
-type Put1 = JoinHandle<Result<Option<ServerError>>>;
+/// A chunk's put: the nodes that committed it, and `Some` the quorum
+/// error if they are fewer than the quorum asks (but one at least).
+type Put1 = JoinHandle<Result<Landed>>;
+type Landed = (Vec<NodeId>, Option<ServerError>);
 
 /// What the puts in flight found so far.
 #[derive(Default)]
@@ -73,17 +74,21 @@ struct Window {
     put: Vec<Cid>,
     /// The node whose `storing` set holds `put`.
     node: Option<Arc<Node>>,
+    /// Every node that committed a chunk: each must `Sync` before the
+    /// root is committed.
+    wrote: BTreeSet<NodeId>,
 }
 
 impl Window {
     /// Takes in one finished put; fails on a chunk nobody stored.
     fn took(
         &mut self,
-        done: std::result::Result<Result<Option<ServerError>>, tokio::task::JoinError>,
+        done: std::result::Result<Result<Landed>, tokio::task::JoinError>,
     ) -> Result<()> {
-        let short = done.map_err(|e| {
+        let (committed, short) = done.map_err(|e| {
             ServerError::io("store a chunk", "a node task", std::io::Error::other(e))
         })??;
+        self.wrote.extend(committed);
         if self.short.is_none() {
             self.short = short;
         }
@@ -233,6 +238,13 @@ impl Node {
         while let Some(done) = in_flight.puts.next().await {
             in_flight.took(done)?;
         }
+        // Chunks were committed without fsyncs of their own: one flush per
+        // node that took any, before the root makes them a file.
+        if let Some(unsynced) = self.sync_all(&in_flight.wrote).await?
+            && in_flight.short.is_none()
+        {
+            in_flight.short = Some(unsynced);
+        }
         let mut entry = CatalogEntry::with_layout(
             &self.key,
             name,
@@ -284,13 +296,10 @@ impl Node {
     /// Puts one chunk on its holders. Fewer commits than the write quorum
     /// asks are reported (the store goes on, and fails at the end, as a
     /// store of the first release did); none at all fail the store now.
-    async fn put_with_quorum(
-        self: Arc<Self>,
-        cid: Cid,
-        bytes: Bytes,
-    ) -> Result<Option<ServerError>> {
+    async fn put_with_quorum(self: Arc<Self>, cid: Cid, bytes: Bytes) -> Result<Landed> {
         let (holders, committed, failures) = self.put_chunk(cid, bytes).await?;
         let (committed, missed) = tally(committed, failures, &holders, self.id, false);
+        let wrote = committed.clone();
         let reachable = committed.len()
             + missed
                 .iter()
@@ -298,7 +307,7 @@ impl Node {
                 .count();
         let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
         if committed.len() >= needed {
-            return Ok(None);
+            return Ok((wrote, None));
         }
         warn!(%cid, needed, committed = committed.len(), "chunk below its write quorum");
         let short = ServerError::Quorum {
@@ -310,7 +319,43 @@ impl Node {
         if matches!(&short, ServerError::Quorum { committed, .. } if committed.is_empty()) {
             return Err(short);
         }
-        Ok(Some(short))
+        Ok((wrote, Some(short)))
+    }
+
+    /// Has every node in `wrote` (this one included) make the chunks it
+    /// committed durable; `Some` the nodes that could not. This node's own
+    /// failure fails the store.
+    async fn sync_all(&self, wrote: &BTreeSet<NodeId>) -> Result<Option<ServerError>> {
+        let stall = self.config.stall_timeout;
+        let local = async {
+            if wrote.contains(&self.id) {
+                self.store.sync().await
+            } else {
+                Ok(())
+            }
+        };
+        let remote = join_all(wrote.iter().filter(|n| **n != self.id).map(|n| async move {
+            let Some(peer) = self.members.peer(n) else {
+                return Some((*n, PeerFailure::NotConnected));
+            };
+            match peer.request(Message::Sync, stall).await {
+                Ok(Message::Synced) => None,
+                Ok(Message::Refused(why)) => Some((*n, PeerFailure::Refused(why))),
+                Ok(other) => Some((*n, PeerFailure::Unexpected(other.kind()))),
+                Err(e) => Some((*n, e.into())),
+            }
+        }));
+        let (local, remote) = tokio::join!(local, remote);
+        local?;
+        let failures: Vec<_> = remote.into_iter().flatten().collect();
+        if failures.is_empty() {
+            return Ok(None);
+        }
+        warn!(
+            nodes = failures.len(),
+            "chunks may not be durable on every holder"
+        );
+        Ok(Some(ServerError::NotDurable { failures }))
     }
 
     /// A store that failed for lack of space says so, and on which node:
@@ -402,7 +447,7 @@ impl Node {
         let local = async {
             if self_holds {
                 self.store
-                    .write_bytes_hashed(entry.cid(), root.clone())
+                    .write_bytes_hashed(entry.cid(), root.clone(), Durability::Now)
                     .await
                     .map(drop)
             } else {
