@@ -109,7 +109,31 @@ def mesh(binary, root, n, replicas):
     return procs, apis
 
 
-def measure(label, binary, size, n, replicas, work):
+def whole_get(api, name):
+    conn = http.client.HTTPConnection("127.0.0.1", api, timeout=600)
+    conn.request("GET", f"/v1/files/{name}")
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise SystemExit(f"whole GET: HTTP {resp.status}")
+    got = 0
+    while True:
+        piece = resp.read(1 << 20)
+        if not piece:
+            break
+        got += len(piece)
+    conn.close()
+    return got
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(label, binary, size, n, replicas, work, full_get=False):
     root = tempfile.mkdtemp(prefix=f"ttfb-{label}-", dir=work)
     procs, apis = mesh(binary, root, n, replicas)
     try:
@@ -133,7 +157,20 @@ def measure(label, binary, size, n, replicas, work):
             cold, _ = ranged_ttfb(api, "big", mid)
             warm = [ranged_ttfb(api, "big", mid + k * 3 * MIB)[0] for k in (1, 2, 3)]
             rows.append((i + 1, local, cold, statistics.median(warm)))
-        return put_secs, rows
+        whole = None
+        if full_get:
+            # The whole file from a node without the root, and what each
+            # node sent its peers meanwhile.
+            reader = next((i for i in range(n) if not rows[i][1]), 0)
+            before = [wait_api(a)["served_bytes"] for a in apis]
+            t = time.perf_counter()
+            got = whole_get(apis[reader], "big")
+            secs = time.perf_counter() - t
+            if got != size:
+                raise SystemExit(f"the whole get read {got} bytes of {size}")
+            served = [wait_api(a)["served_bytes"] - b for a, b in zip(apis, before)]
+            whole = (reader + 1, secs, served, [peak_rss_kib(p.pid) for p in procs])
+        return put_secs, rows, whole
     finally:
         for p in procs:
             p.terminate()
@@ -150,6 +187,10 @@ def main():
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1, help="meshes per binary and size")
     ap.add_argument("--work", default=None, help="directory for the data (default: /tmp)")
+    ap.add_argument("--full-get", action="store_true",
+                    help="then GET the whole file from a node without the root, and print "
+                         "the throughput, the bytes each node sent its peers meanwhile and "
+                         "each node's peak RSS (needs a binary with served_bytes in its status)")
     args = ap.parse_args()
     bins = [b.split("=", 1) for b in args.bin]
     print(f"{'binary':<8} {'size':>6} {'node':>4} {'local':>5} {'cold ms':>9} {'warm ms':>9}")
@@ -159,12 +200,20 @@ def main():
         for _ in range(args.rounds):
             # Interleaved, so that both see the same machine.
             for label, binary in bins:
-                put_secs, rows = measure(label, binary, size, args.nodes, args.replicas, args.work)
+                put_secs, rows, whole = measure(label, binary, size, args.nodes, args.replicas,
+                                                args.work, args.full_get)
                 for node, local, cold, warm in rows:
                     print(f"{label:<8} {size_text:>6} {node:>4} {str(local):>5} "
                           f"{cold * 1e3:>9.1f} {warm * 1e3:>9.1f}")
                     summary.setdefault((label, size_text, local), []).append(cold)
-                print(f"{label:<8} {size_text:>6} put {put_secs:.2f} s")
+                print(f"{label:<8} {size_text:>6} put {put_secs:.2f} s "
+                      f"({size / put_secs / 1e6:.0f} MB/s)")
+                if whole:
+                    reader, secs, served, rss = whole
+                    print(f"{label:<8} {size_text:>6} whole get on node {reader}: {secs:.2f} s "
+                          f"({size / secs / 1e6:.0f} MB/s); MiB sent to peers per node: "
+                          f"{[round(b / MIB) for b in served]}; peak RSS MiB per node: "
+                          f"{[round(k / 1024) for k in rss]}")
                 sys.stdout.flush()
     print("\nmedian cold time to first byte (ms), by whether the node held the file's object/root")
     for (label, size_text, local), v in sorted(summary.items()):

@@ -31,6 +31,8 @@ pub struct Stats {
     pub cached_bytes: u64,
     /// Chunks and manifest nodes fetched from peers since start.
     pub chunks_fetched: u64,
+    /// Bytes of objects sent to peers that fetched them, since start.
+    pub served_bytes: u64,
 }
 
 /// A running node: stores, replicates, fetches, verifies and deletes files

@@ -414,6 +414,9 @@ fn status_json(api: &Api) -> StatusJson {
         peers: stats.peers,
         members: stats.members,
         replicas: api.server.config().replication,
+        cached_bytes: stats.cached_bytes,
+        chunks_fetched: stats.chunks_fetched,
+        served_bytes: stats.served_bytes,
     }
 }
 
@@ -425,7 +428,7 @@ async fn metrics(State(api): Shared) -> impl IntoResponse {
     let s = status_json(&api);
     let m = &api.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let metrics: [(&str, &str, &str, u64); 11] = [
+    let metrics: [(&str, &str, &str, u64); 14] = [
         (
             "nexnet_objects",
             "gauge",
@@ -455,6 +458,24 @@ async fn metrics(State(api): Shared) -> impl IntoResponse {
             "gauge",
             "Members known.",
             s.members as u64,
+        ),
+        (
+            "nexnet_cached_bytes",
+            "gauge",
+            "Bytes of chunks in the read cache.",
+            s.cached_bytes,
+        ),
+        (
+            "nexnet_chunks_fetched_total",
+            "counter",
+            "Chunks and manifest nodes fetched from peers.",
+            s.chunks_fetched,
+        ),
+        (
+            "nexnet_peer_bytes_sent_total",
+            "counter",
+            "Bytes of objects sent to peers that fetched them.",
+            s.served_bytes,
         ),
         (
             "nexnet_puts_total",

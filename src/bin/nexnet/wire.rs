@@ -103,6 +103,15 @@ pub struct StatusJson {
     pub members: usize,
     /// The replication factor.
     pub replicas: usize,
+    /// Bytes in the read cache.
+    #[serde(default)]
+    pub cached_bytes: u64,
+    /// Chunks fetched from peers since start.
+    #[serde(default)]
+    pub chunks_fetched: u64,
+    /// Bytes of objects sent to peers since start.
+    #[serde(default)]
+    pub served_bytes: u64,
 }
 
 /// The body of every error response.

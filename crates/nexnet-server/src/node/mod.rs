@@ -93,6 +93,8 @@ pub(crate) struct Node {
     pub fetching: parking_lot::Mutex<std::collections::HashMap<Cid, Arc<tokio::sync::Mutex<()>>>>,
     /// Chunks and manifest nodes fetched from peers, ever.
     pub chunk_fetches: AtomicU64,
+    /// Bytes of objects streamed to peers (`Stats::served_bytes`).
+    pub served_bytes: AtomicU64,
     /// What this node's files consist of, for the collector's questions.
     pub referenced: collect::Referenced,
 }

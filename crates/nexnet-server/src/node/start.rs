@@ -69,6 +69,7 @@ impl Node {
             budget: Arc::default(),
             cache,
             chunk_fetches: AtomicU64::new(0),
+            served_bytes: AtomicU64::new(0),
             fetching: Default::default(),
             storing: Default::default(),
             referenced: Default::default(),

@@ -67,9 +67,12 @@ async fn send(
         if chunk.is_empty() {
             break;
         }
+        let n = chunk.len() as u64;
         tokio::time::timeout(stall, out.write_chunk(chunk))
             .await
             .map_err(|_| PeerFailure::Stalled(stall))??;
+        node.served_bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
     out.shutdown().await.map_err(PeerFailure::from)
 }

@@ -80,6 +80,7 @@ impl Node {
             chunks_fetched: self
                 .chunk_fetches
                 .load(std::sync::atomic::Ordering::Relaxed),
+            served_bytes: self.served_bytes.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
