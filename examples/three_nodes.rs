@@ -133,23 +133,7 @@ fn parse_ports(text: &str) -> Result<[u16; 3], String> {
 
 /// `123`, `64K`, `64M`, `1G`, `1GiB`, `512mb`: binary units.
 fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("--size: {text:?} does not start with a number"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("--size: unknown unit in {text:?} (use K, M or G)")),
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("--size: {text:?} is too large"))
+    nexnet::size::parse_size(text).map_err(|e| format!("--size: {e}"))
 }
 
 /// One line of the table.

@@ -43,10 +43,13 @@ pub enum Durability {
     /// the write returns.
     Now,
     /// The write returns once renamed into place (atomic against a process
-    /// crash, like every write); it is durable once a later
-    /// [`ObjectStore::sync`] has returned. Many small objects then cost one
-    /// flush of the file system instead of two fsyncs each. On systems
-    /// without `syncfs(2)` (anything but Linux) this is [`Durability::Now`].
+    /// crash, like every write), and the file's data is flushed by a
+    /// background fsync meanwhile; it is durable once a later
+    /// [`ObjectStore::sync`] has returned (it waits for those fsyncs, then
+    /// flushes every rename and directory with one `syncfs(2)`). A writer
+    /// of many small objects then never waits on one object's flush. On
+    /// systems without `syncfs` (anything but Linux) this is
+    /// [`Durability::Now`].
     Deferred,
 }
 
@@ -142,6 +145,13 @@ pub(crate) struct Inner {
     /// exact and stops a delete from pruning a directory a commit is about
     /// to rename into.
     state: Mutex<State>,
+    /// The background fsyncs of objects written with
+    /// [`Durability::Deferred`] still running; [`ObjectStore::sync`] waits
+    /// for them.
+    flushing: Mutex<Vec<JoinHandle<()>>>,
+    /// The first of those that failed. It stays: after a failed fsync the
+    /// kernel may have dropped the data, so no later sync can promise it.
+    flush_failed: Mutex<Option<Arc<io::Error>>>,
     /// Held (with an OS lock) for as long as the store is open.
     _lock: File,
 }
@@ -292,8 +302,9 @@ impl ObjectStore {
             return Err(StoreError::TooLarge { limit });
         }
         let inner = self.inner.clone();
-        let sync = inner.config.fsync && (durability == Durability::Now || !CAN_SYNC_FS);
-        spawn_blocking(move || {
+        let fsync = inner.config.fsync;
+        let now = fsync && (durability == Durability::Now || !CAN_SYNC_FS);
+        let (written, unsynced) = spawn_blocking(move || {
             if check {
                 let actual = Cid::of(&bytes);
                 if actual != cid {
@@ -305,11 +316,12 @@ impl ObjectStore {
             }
             // Checked again under the lock at commit; this spares the write.
             if inner.stored_as(&inner.path_of(&cid)?, len) {
-                return Ok(Written {
+                let written = Written {
                     cid,
                     len,
                     created: false,
-                });
+                };
+                return Ok((written, None));
             }
             let (file, temp) = tempfile::Builder::new()
                 .prefix("w-")
@@ -318,14 +330,30 @@ impl ObjectStore {
                 .map_err(|e| StoreError::io("create temp file in", &inner.tmp, e))?;
             io::Write::write_all(&mut &file, &bytes)
                 .map_err(|e| StoreError::io("write", &*temp, e))?;
-            if sync {
+            if now {
                 file.sync_all()
                     .map_err(|e| StoreError::io("fsync", &*temp, e))?;
             }
-            drop(file);
-            inner.commit(cid, len, temp, sync)
+            let written = inner.commit(cid, len, temp, now)?;
+            Ok((written, (fsync && !now).then_some(file)))
         })
-        .await?
+        .await??;
+        if let Some(file) = unsynced {
+            // Deferred: the file's data is flushed in the background now,
+            // overlapping whatever the caller does next, and `sync` waits
+            // for it (then flushes the renames with one `syncfs`).
+            let inner = self.inner.clone();
+            let flush = spawn_blocking(move || {
+                if let Err(e) = file.sync_data() {
+                    warn!(error = %e, "fsync of a deferred object failed; the store can no longer promise durability");
+                    inner.flush_failed.lock().get_or_insert(Arc::new(e));
+                }
+            });
+            let mut flushing = self.inner.flushing.lock();
+            flushing.retain(|f| !f.is_finished());
+            flushing.push(flush);
+        }
+        Ok(written)
     }
 
     /// Makes every object written before it durable, those written with
@@ -335,6 +363,17 @@ impl ObjectStore {
     pub async fn sync(&self) -> Result<()> {
         if !self.inner.config.fsync || !CAN_SYNC_FS {
             return Ok(());
+        }
+        let flushing = std::mem::take(&mut *self.inner.flushing.lock());
+        for flush in flushing {
+            flush.await?;
+        }
+        if let Some(e) = self.inner.flush_failed.lock().clone() {
+            return Err(StoreError::io(
+                "fsync a deferred object in",
+                &self.inner.objects,
+                io::Error::new(e.kind(), e.to_string()),
+            ));
         }
         let inner = self.inner.clone();
         spawn_blocking(move || inner.sync_fs()).await?
@@ -555,6 +594,8 @@ impl Inner {
                 usage,
                 unsynced: HashSet::new(),
             }),
+            flushing: Mutex::new(Vec::new()),
+            flush_failed: Mutex::new(None),
             _lock: lock,
         })
     }

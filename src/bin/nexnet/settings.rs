@@ -249,23 +249,7 @@ impl FromStr for Bytes {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (number, unit) = t.split_at(split);
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?} is not a size like 1048576, 64K or 16M"))?;
-        let shift = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 0,
-            "k" | "kb" | "kib" => 10,
-            "m" | "mb" | "mib" => 20,
-            "g" | "gb" | "gib" => 30,
-            "t" | "tb" | "tib" => 40,
-            _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
-        };
-        n.checked_mul(1 << shift)
-            .map(Bytes)
-            .ok_or_else(|| format!("{text:?} is too large"))
+        nexnet::size::parse_size(text).map(Bytes)
     }
 }
 

@@ -75,7 +75,7 @@ async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
             break;
         }
         report.checked += 1;
-        let mut repaired = repair_one(node, &entry, false, &mut report).await;
+        let mut repaired = repair_one(node, &entry, &mut report).await;
         if repaired.is_ok() && entry.layout == Layout::Chunked {
             repaired = repair_chunks(node, &entry, &mut report).await;
         }
@@ -244,10 +244,13 @@ async fn repair_batch(
     Ok(())
 }
 
+/// Puts `entry`'s object (a whole object, or a chunked file's root) where
+/// it is missing: fetched here if this node holds it by placement, pushed
+/// by its first holder to the others. (A full pass has verified every
+/// local object before, in `verify_all`.)
 async fn repair_one(
     node: &Arc<Node>,
     entry: &CatalogEntry,
-    verify: bool,
     report: &mut RepairReport,
 ) -> Result<()> {
     let cid = entry.cid();
@@ -255,19 +258,7 @@ async fn repair_one(
         return Ok(());
     }
     let holders = placement::holders(&cid, node.all_nodes(), node.config.replication);
-    let mut local = node.store.has(&cid).await?;
-    if local
-        && verify
-        && let Err(e) = node.store.verify(&cid).await
-    {
-        if !is_corruption(&e) {
-            return Err(e.into());
-        }
-        warn!(%cid, "local copy failed verification; quarantined");
-        report.quarantined += 1;
-        local = false;
-    }
-    if !local {
+    if !node.store.has(&cid).await? {
         if !holders.contains(&node.id) {
             return Ok(());
         }
