@@ -46,6 +46,18 @@ pub(crate) struct Budget {
     peer_chunk_buffers: Mutex<HashMap<NodeId, Arc<Semaphore>>>,
 }
 
+/// `peer`'s semaphore in `map`, made with `permits` the first time.
+fn per_peer(
+    map: &Mutex<HashMap<NodeId, Arc<Semaphore>>>,
+    peer: NodeId,
+    permits: usize,
+) -> Arc<Semaphore> {
+    map.lock()
+        .entry(peer)
+        .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+        .clone()
+}
+
 /// Room for one chunk in memory: its peer's share and the node's.
 pub(crate) struct ChunkRoom {
     _peer: OwnedSemaphorePermit,
@@ -73,12 +85,7 @@ impl Budget {
             return None;
         }
         let units = u32::try_from(len.div_ceil(CHUNK_UNIT).max(1)).ok()?;
-        let share = self
-            .peer_chunk_buffers
-            .lock()
-            .entry(peer)
-            .or_insert_with(|| Arc::new(Semaphore::new(CHUNK_BUFFER_UNITS_PER_PEER)))
-            .clone();
+        let share = per_peer(&self.peer_chunk_buffers, peer, CHUNK_BUFFER_UNITS_PER_PEER);
         // The peer's share first: a peer waiting on its own holds none of
         // the node's.
         let peer = share.acquire_many_owned(units).await.ok()?;
@@ -97,12 +104,7 @@ impl Budget {
     /// A slot for sending one object to `peer`, once one of its
     /// `MAX_SERVING_PER_PEER` is free.
     pub(crate) async fn serving_slot(&self, peer: NodeId) -> Option<OwnedSemaphorePermit> {
-        let slots = self
-            .serving
-            .lock()
-            .entry(peer)
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_SERVING_PER_PEER)))
-            .clone();
+        let slots = per_peer(&self.serving, peer, MAX_SERVING_PER_PEER);
         slots.acquire_owned().await.ok()
     }
 

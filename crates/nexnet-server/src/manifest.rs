@@ -462,6 +462,7 @@ impl Walk {
     pub fn ids(&self) -> Ids {
         Ids {
             root: self.root,
+            seen: std::collections::HashSet::new(),
             stack: vec![(self.root_node.clone(), 0, 0)],
         }
     }
@@ -515,6 +516,11 @@ impl Walk {
 #[derive(Debug)]
 pub struct Ids {
     root: Root,
+    /// The manifest nodes met so far: an honest tree never names one twice
+    /// (its chunks are ciphertext at different offsets), and a crafted one
+    /// that does, to name 2^48 chunks with four objects, is refused at the
+    /// first repeat. A walk is then bounded by the nodes actually stored.
+    seen: std::collections::HashSet<Cid>,
     /// Per level: the node, its next id, the first chunk it covers.
     stack: Vec<(Node, usize, u64)>,
 }
@@ -552,6 +558,12 @@ impl Ids {
             *next += 1;
             if node.depth == 0 {
                 return Ok(Some(Id::Chunk(id)));
+            }
+            if !self.seen.insert(id) {
+                return Err(ServerError::Manifest {
+                    cid: id,
+                    reason: "a manifest node named twice in one tree",
+                });
             }
             let depth = node.depth - 1;
             let per_id = span(self.root.fanout, node.depth).unwrap_or(u64::MAX);
@@ -722,6 +734,41 @@ mod tests {
             }
             assert_eq!(found, ok);
         }
+    }
+
+    #[tokio::test]
+    async fn a_tree_that_names_one_node_twice_is_refused() {
+        // 8 chunks at fan-out 4, both halves the same node: every count
+        // fits, and the second mention is what gives it away.
+        let leaf = Node {
+            depth: 0,
+            root: None,
+            ids: (0..4u64).map(|i| Cid::of(&i.to_be_bytes())).collect(),
+            tail: Vec::new(),
+        }
+        .encode();
+        let top = Node {
+            depth: 1,
+            root: Some(root(8, 4)),
+            ids: vec![Cid::of(&leaf), Cid::of(&leaf)],
+            tail: Vec::new(),
+        }
+        .encode();
+        let top_cid = Cid::of(&top);
+        let mem = Mem(HashMap::from([(Cid::of(&leaf), leaf), (top_cid, top)]));
+        let walk = Walk::new(top_cid, mem.load(top_cid).await.expect("root")).expect("a root");
+        let mut all = walk.ids();
+        let mut chunks = 0;
+        let err = loop {
+            match all.next(&mem).await {
+                Ok(Some(Id::Chunk(_))) => chunks += 1,
+                Ok(Some(Id::Node(_))) => {}
+                Ok(None) => panic!("walked a repeated node"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(chunks, 4);
+        assert!(err.to_string().contains("named twice"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,9 @@ use parking_lot::{Mutex, MutexGuard};
 /// fsyncs.
 const CAN_SYNC_FS: bool = cfg!(target_os = "linux");
 
+/// Background fsyncs of deferred objects running at once, at most.
+const MAX_FLUSHING: usize = 64;
+
 use crate::{
     CasPath, Cid, CidHasher, CidStream, ObjectReader, PathTransform, Result, StoreError,
     VerifiedReader,
@@ -149,6 +152,11 @@ pub(crate) struct Inner {
     /// [`Durability::Deferred`] still running; [`ObjectStore::sync`] waits
     /// for them.
     flushing: Mutex<Vec<JoinHandle<()>>>,
+    /// Room for those: a writer waits for one of [`MAX_FLUSHING`] before its
+    /// deferred write returns, so a disk slower than the network slows the
+    /// writer down instead of piling fsyncs (and open files) on the
+    /// blocking pool.
+    flush_room: Arc<tokio::sync::Semaphore>,
     /// The first of those that failed. It stays: after a failed fsync the
     /// kernel may have dropped the data, so no later sync can promise it.
     flush_failed: Mutex<Option<Arc<io::Error>>>,
@@ -342,8 +350,10 @@ impl ObjectStore {
             // Deferred: the file's data is flushed in the background now,
             // overlapping whatever the caller does next, and `sync` waits
             // for it (then flushes the renames with one `syncfs`).
+            let room = self.inner.flush_room.clone().acquire_owned().await.ok();
             let inner = self.inner.clone();
             let flush = spawn_blocking(move || {
+                let _room = room;
                 if let Err(e) = file.sync_data() {
                     warn!(error = %e, "fsync of a deferred object failed; the store can no longer promise durability");
                     inner.flush_failed.lock().get_or_insert(Arc::new(e));
@@ -595,6 +605,7 @@ impl Inner {
                 unsynced: HashSet::new(),
             }),
             flushing: Mutex::new(Vec::new()),
+            flush_room: Arc::new(tokio::sync::Semaphore::new(MAX_FLUSHING)),
             flush_failed: Mutex::new(None),
             _lock: lock,
         })

@@ -24,6 +24,9 @@ use crate::{
     transfer::{self, Failure, Short},
 };
 
+/// Fetches of one chunk running at once: the first and one hedge.
+const MAX_HEDGED: usize = 2;
+
 /// Reads object `cid` of `len` bytes (with `exact` false, at most: a
 /// manifest node) from `store` whole, and hashes it: `None` if it is not
 /// there, has another length, or failed verification (it is then
@@ -262,8 +265,10 @@ impl Node {
         let mut peers = order.iter().filter_map(|n| self.members.peer(n));
         let mut attempts: Vec<Failure> = Vec::new();
         // Hedged: the next node is asked when the last one asked has not
-        // delivered within the hedge delay, or has failed; every fetch
-        // asked goes on until one delivers, and the rest are then dropped.
+        // delivered within the hedge delay (with at most `MAX_HEDGED`
+        // fetches running, so that a loaded mesh is not asked for every
+        // late chunk over and over), or has failed; every fetch asked goes
+        // on until one delivers, and the rest are then dropped.
         let mut running = FuturesUnordered::new();
         let fetch = |peer: Peer<Message>| async move {
             let got = self.fetch_chunk(&peer, cid, len, exact).await;
@@ -279,7 +284,7 @@ impl Node {
             let hedge = tokio::time::sleep(self.config.hedge_delay);
             let (node, got) = tokio::select! {
                 Some(done) = running.next() => done,
-                () = hedge => {
+                () = hedge, if running.len() < MAX_HEDGED => {
                     if let Some(peer) = peers.next() {
                         running.push(fetch(peer));
                     }
@@ -310,9 +315,10 @@ impl Node {
         let bytes = self.cache.get(&cid, len, exact).await?;
         let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
         if holders.contains(&self.id) {
+            // At once: no store's `Sync` follows a read.
             match self
                 .store
-                .write_bytes_hashed(cid, bytes.clone(), Durability::Deferred)
+                .write_bytes_hashed(cid, bytes.clone(), Durability::Now)
                 .await
             {
                 Ok(_) => self.cache.remove(&cid).await,
@@ -326,9 +332,10 @@ impl Node {
     /// copy lost here), else in the cache.
     async fn keep_fetched(&self, cid: Cid, holders: &[NodeId], bytes: Bytes) {
         if holders.contains(&self.id) {
+            // At once: no store's `Sync` follows a read.
             if let Err(e) = self
                 .store
-                .write_bytes_hashed(cid, bytes, Durability::Deferred)
+                .write_bytes_hashed(cid, bytes, Durability::Now)
                 .await
             {
                 debug!(%cid, error = %e, "could not keep a fetched chunk");
