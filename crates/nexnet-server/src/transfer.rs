@@ -34,6 +34,9 @@ pub(crate) async fn read_chunk(
     Ok(buf.split().freeze())
 }
 
+/// Pieces of a stream shorter than this are gathered by [`read_pieces`].
+const MIN_PIECE: usize = 16 * 1024;
+
 /// Why a stream did not carry exactly the bytes announced.
 #[derive(Debug)]
 pub(crate) enum Short {
@@ -45,33 +48,67 @@ pub(crate) enum Short {
     Length(u64),
 }
 
-/// Reads a stream whole into memory: exactly `len` bytes, a length the
-/// caller has bounded, within `limit` overall. The buffer grows with what
-/// arrives, never to a length only announced. The limit is for the whole
+/// Reads a stream whole into memory as the pieces it arrived in: exactly
+/// `len` bytes, a length the caller has bounded, within `limit` overall.
+/// What is held grows with what arrives, never to a length only announced,
+/// and nothing is copied: a receiver writes the pieces as they are
+/// ([`ObjectStore::write_pieces_expecting`]). The limit is for the whole
 /// read, not between pieces: a peer that trickles a byte at a time holds
-/// the buffer (and whatever waits on it) no longer than one that stalls.
+/// the pieces (and whatever waits on them) no longer than one that stalls.
+pub(crate) async fn read_pieces(
+    stream: &mut RecvStream,
+    len: u64,
+    limit: Duration,
+) -> Result<Vec<Bytes>, Short> {
+    let read = async {
+        let (mut pieces, mut small, mut got) = (Vec::new(), BytesMut::new(), 0u64);
+        while let Some(piece) = stream.read_chunk().await.map_err(Short::Broken)? {
+            got += piece.len() as u64;
+            if got > len {
+                return Err(Short::Length(got));
+            }
+            // Small pieces are gathered, so that a peer sending tiny frames
+            // cannot make the list of pieces outweigh the bytes.
+            if piece.len() < MIN_PIECE {
+                small.extend_from_slice(&piece);
+                continue;
+            }
+            if !small.is_empty() {
+                pieces.push(small.split().freeze());
+            }
+            pieces.push(piece);
+        }
+        if got != len {
+            return Err(Short::Length(got));
+        }
+        if !small.is_empty() {
+            pieces.push(small.freeze());
+        }
+        Ok(pieces)
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| Short::Stalled(limit))?
+}
+
+/// Like [`read_pieces`], for a reader that needs the bytes in one buffer
+/// (to hash and decrypt a fetched chunk): gathered once, into a buffer of
+/// exactly the length received.
 pub(crate) async fn read_whole(
     stream: &mut RecvStream,
     len: u64,
     limit: Duration,
 ) -> Result<Bytes, Short> {
-    let read = async {
-        let mut buf = BytesMut::new();
-        while let Some(piece) = stream.read_chunk().await.map_err(Short::Broken)? {
-            let got = (buf.len() + piece.len()) as u64;
-            if got > len {
-                return Err(Short::Length(got));
-            }
-            buf.extend_from_slice(&piece);
-        }
-        if buf.len() as u64 != len {
-            return Err(Short::Length(buf.len() as u64));
-        }
-        Ok(buf.freeze())
-    };
-    tokio::time::timeout(limit, read)
-        .await
-        .map_err(|_| Short::Stalled(limit))?
+    let mut pieces = read_pieces(stream, len, limit).await?;
+    if pieces.len() <= 1 {
+        return Ok(pieces.pop().unwrap_or_default());
+    }
+    // Every piece has arrived: `len` bytes are here, not only announced.
+    let mut whole = BytesMut::with_capacity(len as usize);
+    for piece in pieces {
+        whole.extend_from_slice(&piece);
+    }
+    Ok(whole.freeze())
 }
 
 /// A failure to tell the caller about: which node, and why.

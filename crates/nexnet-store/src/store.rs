@@ -38,8 +38,8 @@ use crate::{
 };
 
 /// When an object written whole ([`ObjectStore::write_bytes_expecting`],
-/// [`ObjectStore::write_bytes_hashed`]) reaches the disk, in a store that
-/// fsyncs.
+/// [`ObjectStore::write_pieces_expecting`], [`ObjectStore::write_bytes_hashed`])
+/// reaches the disk, in a store that fsyncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
     /// The file and the directories its rename touches are fsynced before
@@ -279,7 +279,21 @@ impl ObjectStore {
         bytes: Bytes,
         durability: Durability,
     ) -> Result<Written> {
-        self.write_bytes_inner(cid, bytes, true, durability).await
+        self.write_bytes_inner(cid, vec![bytes], true, durability)
+            .await
+    }
+
+    /// Like [`write_bytes_expecting`](Self::write_bytes_expecting), for an
+    /// object held as the pieces it arrived in (a chunk read off a peer's
+    /// stream): hashed and written piece by piece, never gathered into one
+    /// buffer.
+    pub async fn write_pieces_expecting(
+        &self,
+        cid: Cid,
+        pieces: Vec<Bytes>,
+        durability: Durability,
+    ) -> Result<Written> {
+        self.write_bytes_inner(cid, pieces, true, durability).await
     }
 
     /// Like [`write_bytes_expecting`](Self::write_bytes_expecting), for
@@ -293,17 +307,18 @@ impl ObjectStore {
         bytes: Bytes,
         durability: Durability,
     ) -> Result<Written> {
-        self.write_bytes_inner(cid, bytes, false, durability).await
+        self.write_bytes_inner(cid, vec![bytes], false, durability)
+            .await
     }
 
     async fn write_bytes_inner(
         &self,
         cid: Cid,
-        bytes: Bytes,
+        pieces: Vec<Bytes>,
         check: bool,
         durability: Durability,
     ) -> Result<Written> {
-        let len = bytes.len() as u64;
+        let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
         if let Some(limit) = self.inner.config.max_object_len
             && len > limit
         {
@@ -314,7 +329,11 @@ impl ObjectStore {
         let now = fsync && (durability == Durability::Now || !CAN_SYNC_FS);
         let (written, unsynced) = spawn_blocking(move || {
             if check {
-                let actual = Cid::of(&bytes);
+                let mut hasher = CidHasher::new();
+                for piece in &pieces {
+                    hasher.update(piece);
+                }
+                let (actual, _) = hasher.finish();
                 if actual != cid {
                     return Err(StoreError::HashMismatch {
                         expected: cid,
@@ -336,8 +355,7 @@ impl ObjectStore {
                 .tempfile_in(&inner.tmp)
                 .map(tempfile::NamedTempFile::into_parts)
                 .map_err(|e| StoreError::io("create temp file in", &inner.tmp, e))?;
-            io::Write::write_all(&mut &file, &bytes)
-                .map_err(|e| StoreError::io("write", &*temp, e))?;
+            write_all_pieces(&file, &pieces).map_err(|e| StoreError::io("write", &*temp, e))?;
             if now {
                 file.sync_all()
                     .map_err(|e| StoreError::io("fsync", &*temp, e))?;
@@ -519,6 +537,25 @@ impl ObjectStore {
 /// very file that failed verification and never a good copy written since.
 pub(crate) type FileIdentity = Option<(u64, u64)>;
 
+/// Writes `pieces` to `file` with as few system calls as the kernel allows
+/// (vectored), without gathering them into one buffer.
+fn write_all_pieces(mut file: &File, pieces: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = pieces
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match io::Write::write_vectored(&mut file, rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 #[cfg(unix)]
 async fn file_identity(file: &tokio::fs::File) -> FileIdentity {
     use std::os::unix::fs::MetadataExt;

@@ -45,7 +45,7 @@ pub(in crate::node) fn receive(
                     received: len,
                     expected: u64::from(crate::manifest::MAX_CHUNK_SIZE),
                 })?;
-            let buf = transfer::read_whole(&mut stream, len, stall)
+            let pieces = transfer::read_pieces(&mut stream, len, stall)
                 .await
                 .map_err(|short| match short {
                     Short::Length(received) => Refusal::WrongLength {
@@ -56,7 +56,7 @@ pub(in crate::node) fn receive(
                 })?;
             match n
                 .store
-                .write_bytes_expecting(cid, buf, Durability::Deferred)
+                .write_pieces_expecting(cid, pieces, Durability::Deferred)
                 .await
             {
                 Ok(_) => Ok(()),
