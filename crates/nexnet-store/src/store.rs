@@ -556,6 +556,7 @@ fn write_all_pieces(mut file: &File, pieces: &[Bytes]) -> io::Result<()> {
     }
     Ok(())
 }
+
 #[cfg(unix)]
 async fn file_identity(file: &tokio::fs::File) -> FileIdentity {
     use std::os::unix::fs::MetadataExt;
