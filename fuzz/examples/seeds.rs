@@ -136,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         32 + 5,
         5,
     )?;
-    let tombstone = Tombstone::new(name);
+    let tombstone = Tombstone::new(name, entry.created_ms);
     let messages = [
         Message::Members(vec![
             MemberAddr {

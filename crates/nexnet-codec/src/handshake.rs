@@ -16,8 +16,9 @@ use crate::{CodecError, Result};
 pub const MAGIC: [u8; 4] = *b"NXNT";
 
 /// The protocol version this build speaks. Version 2 made files chunks
-/// listed by manifests; a node of version 1 cannot take part.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// listed by manifests; version 3 made tombstones end versions of a name.
+/// A node of another version cannot take part.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The most a handshake message body may hold.
 pub const MAX_HANDSHAKE_BODY: usize = 1024;
@@ -193,8 +194,8 @@ mod tests {
                 supported: PROTOCOL_VERSION
             })
         ));
-        // A node of the first release is told to upgrade.
-        wire[5] = 1;
+        // A node of an earlier release is told to upgrade.
+        wire[5] = 2;
         let mut buf = BytesMut::from(&wire[..]);
         let old = HandshakeCodec.decode(&mut buf).unwrap_err();
         assert!(
@@ -202,7 +203,10 @@ mod tests {
             "{old}"
         );
 
-        let mut buf = BytesMut::from(&b"NXNT\x00\x02\xff\xff"[..]);
+        let mut wire = b"NXNT".to_vec();
+        wire.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        wire.extend_from_slice(b"\xff\xff");
+        let mut buf = BytesMut::from(&wire[..]);
         assert!(matches!(
             HandshakeCodec.decode(&mut buf),
             Err(CodecError::FrameTooLarge { .. })

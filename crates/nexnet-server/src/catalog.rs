@@ -34,9 +34,11 @@ pub struct CatalogEntry {
     pub object_len: u64,
     /// Bytes of the file itself.
     pub plain_len: u64,
-    /// When it was stored, in milliseconds since the Unix epoch, by the
-    /// storing node's clock; a later entry for the same name replaces an
-    /// earlier one.
+    /// The entry's version: a hybrid logical clock in milliseconds since
+    /// the Unix epoch, the storing node's clock unless a version it has
+    /// seen (the one it replaces above all) is later, so that a store after
+    /// another is newer whatever the two clocks say. A later entry for the
+    /// same name replaces an earlier one.
     pub created_ms: u64,
     sealed_name: Vec<u8>,
     /// How the file's bytes are kept. Last, so that a record of the first
@@ -199,20 +201,46 @@ impl CatalogEntry {
     }
 }
 
-/// A deleted object: a node that comes back with a copy drops it.
+/// A deleted object: a node that comes back with a copy drops it. With a
+/// `name_version`, also the death of its name at that version: every entry
+/// of the name at or below it is dead, whatever its object, on every node
+/// the tombstone reaches, and none is recorded again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
     name_id: [u8; 16],
     /// When it was deleted (ms since the Unix epoch).
     pub deleted_ms: u64,
+    /// The name's versions it ends: those at or below this one. `None` in
+    /// records of earlier releases, which end their object only. Last, so
+    /// that such a record fails to parse as this one (see `parse_tombstone`).
+    pub name_version: Option<u64>,
+}
+
+/// A tombstone record of the releases before versioned deletes.
+#[derive(Deserialize)]
+struct TombstoneV1 {
+    name_id: [u8; 16],
+    deleted_ms: u64,
+}
+
+impl From<TombstoneV1> for Tombstone {
+    fn from(v1: TombstoneV1) -> Self {
+        Self {
+            name_id: v1.name_id,
+            deleted_ms: v1.deleted_ms,
+            name_version: None,
+        }
+    }
 }
 
 impl Tombstone {
-    /// A tombstone for an object stored under `name_id`, deleted now.
-    pub fn new(name_id: NameId) -> Self {
+    /// A tombstone for an object stored under `name_id`, deleted now, that
+    /// ends every version of the name up to `name_version`.
+    pub fn new(name_id: NameId, name_version: u64) -> Self {
         Self {
             name_id: *name_id.as_bytes(),
             deleted_ms: now_ms(),
+            name_version: Some(name_version),
         }
     }
 
@@ -220,6 +248,51 @@ impl Tombstone {
     pub fn name_id(&self) -> NameId {
         NameId::from_bytes(self.name_id)
     }
+}
+
+/// A hybrid logical clock: wall-clock milliseconds, never behind a version
+/// this node has seen, never the same twice. Versions of a name that one
+/// node makes after seeing another's are newer than it, whatever the two
+/// wall clocks say.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Clock {
+    /// A version later than every one seen, and than `after`.
+    pub(crate) fn next(&self, after: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let floor = after.max(now_ms().saturating_sub(1));
+        let mut last = self.last.load(Relaxed);
+        loop {
+            let next = last.max(floor).saturating_add(1);
+            match self
+                .last
+                .compare_exchange_weak(last, next, Relaxed, Relaxed)
+            {
+                Ok(_) => return next,
+                Err(now) => last = now,
+            }
+        }
+    }
+
+    /// Remembers a version seen (an entry or a tombstone from a peer).
+    pub(crate) fn observe(&self, version: u64) {
+        self.last
+            .fetch_max(version, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How far ahead of this node's clock a version from a peer may be. A
+/// version is a time: one from far in the future (a peer's wrong clock, or
+/// a hostile member) would put the name out of every later store's reach.
+pub(crate) const MAX_AHEAD_MS: u64 = 60 * 60 * 1000;
+
+/// Whether `version`, from a peer, is further ahead of this node's clock
+/// than [`MAX_AHEAD_MS`].
+pub(crate) fn too_far_ahead(version: u64) -> bool {
+    version > now_ms().saturating_add(MAX_AHEAD_MS)
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -233,6 +306,31 @@ pub(crate) fn now_ms() -> u64 {
 struct State {
     entries: HashMap<NameId, CatalogEntry>,
     tombstones: HashMap<Cid, Tombstone>,
+    /// Per name, the newest (version, cid) a tombstone ended: entries at
+    /// or below it, in the order of [`CatalogEntry::is_newer_than`], are
+    /// dead. The cid breaks ties as between entries, so that a tombstone
+    /// ending one entry never ends another of the same version that wins
+    /// over it.
+    dead: HashMap<NameId, (u64, [u8; 20])>,
+}
+
+impl State {
+    fn add_tombstone(&mut self, cid: Cid, t: Tombstone) {
+        if let Some(v) = t.name_version {
+            let dead = self.dead.entry(t.name_id()).or_default();
+            *dead = (*dead).max((v, *cid.as_bytes()));
+        }
+        self.tombstones.insert(cid, t);
+    }
+
+    /// Whether a tombstone ends `entry`.
+    fn is_dead(&self, entry: &CatalogEntry) -> bool {
+        self.tombstones.contains_key(&entry.cid())
+            || self
+                .dead
+                .get(&entry.name_id())
+                .is_some_and(|dead| (entry.created_ms, entry.cid) <= *dead)
+    }
 }
 
 /// What [`Catalog::put`] did with an entry.
@@ -287,10 +385,10 @@ impl Catalog {
         refused += load_records(
             &tombstones_dir,
             &damaged_dir,
-            parse,
+            parse_tombstone,
             |file, t: Tombstone| {
                 let cid: Cid = file.parse().ok()?;
-                state.tombstones.insert(cid, t);
+                state.add_tombstone(cid, t);
                 Some(())
             },
         )?;
@@ -299,11 +397,10 @@ impl Catalog {
         // object, which a later delete would never remove (the tombstone
         // is already there): finish that delete now (tests/crash.rs,
         // `interrupted_delete_is_finished_at_restart`).
-        let tombstones = &state.tombstones;
         let dead: Vec<NameId> = state
             .entries
             .iter()
-            .filter(|(_, e)| tombstones.contains_key(&e.cid()))
+            .filter(|(_, e)| state.is_dead(e))
             .map(|(n, _)| *n)
             .collect();
         let finish = !dead.is_empty();
@@ -361,6 +458,24 @@ impl Catalog {
         self.state.lock().tombstones.contains_key(cid)
     }
 
+    /// Whether a tombstone here ends `entry` (its object, or its version).
+    pub(crate) fn is_dead(&self, entry: &CatalogEntry) -> bool {
+        self.state.lock().is_dead(entry)
+    }
+
+    /// The highest version of `name` a tombstone here ended.
+    pub(crate) fn dead_version(&self, name: &NameId) -> Option<u64> {
+        self.state.lock().dead.get(name).map(|(v, _)| *v)
+    }
+
+    /// The tombstone that ended the highest version of `name` here, and
+    /// the object it names.
+    pub(crate) fn death_of(&self, name: &NameId) -> Option<(Cid, Tombstone)> {
+        let state = self.state.lock();
+        let cid = Cid::from_bytes(state.dead.get(name)?.1);
+        state.tombstones.get(&cid).map(|t| (cid, *t))
+    }
+
     pub(crate) fn tombstone_of(&self, cid: &Cid) -> Option<Tombstone> {
         self.state.lock().tombstones.get(cid).copied()
     }
@@ -385,7 +500,7 @@ impl Catalog {
         let _w = self.writes.lock().await;
         {
             let state = self.state.lock();
-            if state.tombstones.contains_key(&entry.cid()) {
+            if state.is_dead(&entry) {
                 return Ok(Put::Deleted);
             }
             if let Some(old) = state.entries.get(&entry.name_id()) {
@@ -411,35 +526,51 @@ impl Catalog {
         )
     }
 
-    /// Records that `cid` was deleted and drops every entry naming it.
-    /// Returns whether the tombstone is new.
-    pub(crate) async fn tombstone(&self, cid: Cid, tombstone: Tombstone) -> Result<bool> {
+    /// Records that `cid` was deleted (and, with a `name_version`, that its
+    /// name died at that version), and drops every entry the tombstone
+    /// ends. Returns the entries dropped whose object is another one: a
+    /// version of the name this node held and the deleting node did not
+    /// know of, whose object goes too.
+    pub(crate) async fn tombstone(
+        &self,
+        cid: Cid,
+        tombstone: Tombstone,
+    ) -> Result<Vec<CatalogEntry>> {
         let _w = self.writes.lock().await;
-        if self.state.lock().tombstones.contains_key(&cid) {
-            return Ok(false);
+        let known = self.state.lock().tombstones.get(&cid).copied();
+        // A later delete of the same object may end later versions.
+        let newer = match known {
+            None => true,
+            Some(k) => tombstone.name_version > k.name_version,
+        };
+        if newer {
+            let bytes = postcard::to_stdvec(&tombstone).map_err(|e| ServerError::Catalog {
+                path: self.tombstones_dir.clone(),
+                reason: e.to_string(),
+            })?;
+            self.write_file(&self.tombstones_dir.join(cid.to_hex()), &bytes)
+                .await?;
+            self.state.lock().add_tombstone(cid, tombstone);
         }
-        let bytes = postcard::to_stdvec(&tombstone).map_err(|e| ServerError::Catalog {
-            path: self.tombstones_dir.clone(),
-            reason: e.to_string(),
-        })?;
-        self.write_file(&self.tombstones_dir.join(cid.to_hex()), &bytes)
-            .await?;
-        let names: Vec<NameId> = {
-            let mut state = self.state.lock();
-            state.tombstones.insert(cid, tombstone);
+        let ended: Vec<CatalogEntry> = {
+            let state = self.state.lock();
             state
                 .entries
-                .iter()
-                .filter(|(_, e)| e.cid() == cid)
-                .map(|(n, _)| *n)
+                .values()
+                .filter(|e| state.is_dead(e))
+                .cloned()
                 .collect()
         };
-        for name in names {
-            let path = self.entries_dir.join(hex::encode(name.as_bytes()));
+        let mut others = Vec::new();
+        for entry in ended {
+            let path = self.entries_dir.join(hex::encode(entry.name_id));
             self.remove_file(&path).await?;
-            self.state.lock().entries.remove(&name);
+            self.state.lock().entries.remove(&entry.name_id());
+            if entry.cid() != cid {
+                others.push(entry);
+            }
         }
-        Ok(true)
+        Ok(others)
     }
 
     async fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
@@ -506,22 +637,34 @@ fn read_record(path: &Path) -> std::result::Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| e.to_string())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| e.to_string())
-}
-
-/// A catalog entry as stored now, or as the first release stored it.
-fn parse_entry(bytes: &[u8]) -> std::result::Result<CatalogEntry, String> {
-    let (entry, rest) = match postcard::take_from_bytes::<CatalogEntry>(bytes) {
+/// A record as stored now (`T`), or as an earlier release stored it
+/// (`Old`: the same fields but the last ones, so that it fails to parse as
+/// `T` for want of bytes). Bytes left over after either are damage.
+fn parse_either<T, Old>(bytes: &[u8]) -> std::result::Result<T, String>
+where
+    T: serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned + Into<T>,
+{
+    let (record, rest) = match postcard::take_from_bytes::<T>(bytes) {
         Ok(parsed) => parsed,
         Err(_) => {
-            let (v1, rest) =
-                postcard::take_from_bytes::<EntryV1>(bytes).map_err(|e| e.to_string())?;
-            (v1.into(), rest)
+            let (old, rest) = postcard::take_from_bytes::<Old>(bytes).map_err(|e| e.to_string())?;
+            (old.into(), rest)
         }
     };
     if !rest.is_empty() {
         return Err("trailing bytes after the record".into());
     }
-    Ok(entry)
+    Ok(record)
+}
+
+/// A tombstone as stored now, or as releases before versioned deletes
+/// stored it (those end their object only).
+fn parse_tombstone(bytes: &[u8]) -> std::result::Result<Tombstone, String> {
+    parse_either::<Tombstone, TombstoneV1>(bytes)
+}
+
+/// A catalog entry as stored now, or as the first release stored it.
+fn parse_entry(bytes: &[u8]) -> std::result::Result<CatalogEntry, String> {
+    parse_either::<CatalogEntry, EntryV1>(bytes)
 }

@@ -56,7 +56,9 @@ pub enum Message {
         /// The name id.
         name: [u8; 16],
     },
-    /// Response to `Lookup`.
+    /// Response to `Lookup`: the entry, if it is live. A node whose entry
+    /// for the name a delete ended answers `Tombstones` with that delete's
+    /// tombstone instead.
     Entry(Option<CatalogEntry>),
     /// Request: send me this object on a stream opened with
     /// [`Message::Object`] and this transfer id.

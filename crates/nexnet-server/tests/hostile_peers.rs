@@ -82,6 +82,28 @@ async fn ask(r: &Rogue, m: Message) -> Message {
     r.peer.request(m, Duration::from_secs(5)).await.unwrap()
 }
 
+/// Sends the tombstone of `cid`, and waits until the node has kept it (it
+/// applies tombstones in the background).
+async fn send_tombstone(r: &Rogue, cid: Cid, tombstone: Tombstone) {
+    r.peer
+        .send(Message::Tombstones(vec![(*cid.as_bytes(), tombstone)]))
+        .await
+        .unwrap();
+    let path = r
+        .dir
+        .path()
+        .join("node/catalog/tombstones")
+        .join(cid.to_hex());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tombstone never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_commit_without_a_stream_fails_and_stores_nothing() {
     let r = rogue().await;
@@ -132,28 +154,7 @@ async fn a_replica_that_does_not_hash_to_its_cid_is_not_committed() {
 async fn a_replica_of_a_deleted_object_is_refused() {
     let r = rogue().await;
     let bytes = [3u8; 40];
-    r.peer
-        .send(Message::Tombstones(vec![(
-            *Cid::of(&bytes).as_bytes(),
-            Tombstone::new(name_id("x")),
-        )]))
-        .await
-        .unwrap();
-    // Tombstones are applied in the background: wait until this one is on
-    // disk.
-    let tombstone = r
-        .dir
-        .path()
-        .join("node/catalog/tombstones")
-        .join(Cid::of(&bytes).to_hex());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !tombstone.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tombstone never recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    send_tombstone(&r, Cid::of(&bytes), Tombstone::new(name_id("x"), 1)).await;
     let mut stream = r
         .peer
         .open_stream(Message::Replicate { transfer: 2 })
@@ -335,24 +336,8 @@ async fn a_holder_that_sends_bad_bytes_is_abandoned() {
 async fn a_peer_asking_about_a_deleted_object_is_told_it_was_deleted() {
     let mut r = rogue().await;
     let cid = Cid::of(b"deleted elsewhere");
-    let tombstone = Tombstone::new(name_id("x"));
-    r.peer
-        .send(Message::Tombstones(vec![(*cid.as_bytes(), tombstone)]))
-        .await
-        .unwrap();
-    let path = r
-        .dir
-        .path()
-        .join("node/catalog/tombstones")
-        .join(cid.to_hex());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tombstone never recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let tombstone = Tombstone::new(name_id("x"), 1);
+    send_tombstone(&r, cid, tombstone).await;
     // Asking whether it holds the object is what a node that missed the
     // delete does (its repair pass): the answer comes with the tombstone.
     assert!(matches!(
@@ -622,6 +607,102 @@ async fn an_older_store_of_a_name_is_answered_with_the_newer_entry_and_not_kept(
     assert!(!holds(&r, &loser.cid()));
 }
 
+#[tokio::test]
+async fn a_delete_ends_every_version_of_the_name_at_or_below_its_own_whatever_the_object() {
+    let r = rogue().await;
+    let (kept_bytes, later_bytes) = ([6u8; 40], [7u8; 40]);
+    let mut kept = entry_for(&kept_bytes);
+    kept.created_ms = 1_000_000;
+    assert!(matches!(
+        replicate(&r, 1, &kept_bytes, kept.clone()).await,
+        Message::Committed
+    ));
+
+    // A delete of another object of the name (a version this node never
+    // had), at a version above the one held here.
+    let other = Cid::of(b"a version stored elsewhere");
+    let tombstone = Tombstone::new(name_id("x"), 1_500_000);
+    send_tombstone(&r, other, tombstone).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while r.server.stats().files != 0 || holds(&r, &kept.cid()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the older version stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A lookup is answered with the delete, so the asker goes past it.
+    match ask(
+        &r,
+        Message::Lookup {
+            name: *name_id("x").as_bytes(),
+        },
+    )
+    .await
+    {
+        Message::Tombstones(t) => assert_eq!(t, vec![(*other.as_bytes(), tombstone)]),
+        other => panic!("expected the tombstone, got {other:?}"),
+    }
+    // The ended version offered again (a late replica, a repair push) is
+    // refused and not kept; a later version is.
+    let answer = replicate(&r, 2, &kept_bytes, kept.clone()).await;
+    assert!(
+        matches!(answer, Message::Refused(Refusal::Deleted)),
+        "{answer:?}"
+    );
+    assert!(!holds(&r, &kept.cid()));
+    let mut later = entry_for(&later_bytes);
+    later.created_ms = 1_500_001;
+    assert!(matches!(
+        replicate(&r, 3, &later_bytes, later.clone()).await,
+        Message::Committed
+    ));
+    assert_eq!(r.server.info("x").await.unwrap().cid, later.cid());
+}
+
+#[tokio::test]
+async fn a_tombstone_of_one_version_spares_the_entry_that_wins_the_tie_and_far_future_versions_are_refused()
+ {
+    let r = rogue().await;
+    // Two stores of the same version: the larger cid wins the name. A
+    // tombstone ending the loser (a replace's) must not end the winner.
+    let (one, two) = ([8u8; 40], [9u8; 40]);
+    let (mut a, mut b) = (entry_for(&one), entry_for(&two));
+    a.created_ms = 3_000_000;
+    b.created_ms = 3_000_000;
+    let (winner, winner_bytes, loser) = if a.cid().as_bytes() > b.cid().as_bytes() {
+        (a, one, b)
+    } else {
+        (b, two, a)
+    };
+    assert!(matches!(
+        replicate(&r, 1, &winner_bytes, winner.clone()).await,
+        Message::Committed
+    ));
+    let tombstone = Tombstone::new(name_id("x"), loser.created_ms);
+    send_tombstone(&r, loser.cid(), tombstone).await;
+    assert_eq!(r.server.info("x").await.unwrap().cid, winner.cid());
+    assert!(holds(&r, &winner.cid()));
+
+    // A version two hours ahead of the node's clock would put the name
+    // out of reach of every store until then: refused.
+    let ahead_bytes = [10u8; 40];
+    let mut ahead = entry_for(&ahead_bytes);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    ahead.created_ms = now + 2 * 60 * 60 * 1000;
+    let answer = replicate(&r, 2, &ahead_bytes, ahead.clone()).await;
+    assert!(
+        matches!(answer, Message::Refused(Refusal::BadEntry)),
+        "{answer:?}"
+    );
+    assert_eq!(r.server.info("x").await.unwrap().cid, winner.cid());
+    assert!(!holds(&r, &ahead.cid()));
+}
+
 /// Sends `bytes` on a `Chunk` stream announcing `cid` and `len`, and asks
 /// for it to be stored.
 async fn put_chunk(r: &Rogue, transfer: u64, cid: Cid, len: u64, bytes: &[u8]) -> Message {
@@ -707,7 +788,7 @@ async fn batched_questions_are_bounded() {
         &r,
         Message::DeleteChunks {
             root: *root.as_bytes(),
-            tombstone: nexnet_server::Tombstone::new(name_id("x")),
+            tombstone: nexnet_server::Tombstone::new(name_id("x"), 1),
             cids: many,
         },
     )

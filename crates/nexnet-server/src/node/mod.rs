@@ -33,7 +33,7 @@ use nexnet_p2p::{NodeId, Peer, RecvStream, TcpTransport, Transport};
 use nexnet_store::{Cid, ObjectStore, ObjectWriter, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::Instrument;
+use tracing::{Instrument, info, warn};
 
 use crate::{
     PeerFailure, Result, ServerConfig,
@@ -97,6 +97,8 @@ pub(crate) struct Node {
     pub served_bytes: AtomicU64,
     /// What this node's files consist of, for the collector's questions.
     pub referenced: collect::Referenced,
+    /// Where versions of names come from.
+    pub clock: crate::catalog::Clock,
 }
 
 impl Node {
@@ -120,9 +122,35 @@ impl Node {
     /// the catalog entries naming it, then the object. Returns whether a
     /// copy was here.
     pub(crate) async fn apply_delete(&self, cid: Cid, tombstone: Tombstone) -> Result<bool> {
-        self.catalog.tombstone(cid, tombstone).await?;
+        self.keep_tombstone(cid, tombstone).await?;
         let had = self.drop_local_tree(cid).await?;
         Ok(self.store.delete(&cid).await? || had)
+    }
+
+    /// Keeps `tombstone` in the catalog, and drops here the objects of the
+    /// other versions of the name it ended (versions the deleting node did
+    /// not know of: each is named by no file any more).
+    pub(crate) async fn keep_tombstone(&self, cid: Cid, mut tombstone: Tombstone) -> Result<()> {
+        if let Some(v) = tombstone.name_version {
+            if crate::catalog::too_far_ahead(v) {
+                // Kept for its object only: as a version of the name, it
+                // would end every store for as long as its clock is ahead.
+                warn!(%cid, version = v, "a tombstone's version is more than an hour ahead of this node's clock; it ends its object only");
+                tombstone.name_version = None;
+            } else {
+                self.clock.observe(v);
+            }
+        }
+        for ended in self.catalog.tombstone(cid, tombstone).await? {
+            let old = ended.cid();
+            if self.catalog.references(&old) {
+                continue;
+            }
+            info!(%old, name_id = %ended.name_id(), "a delete ended a version of the name held here");
+            self.drop_local_tree(old).await?;
+            self.store.delete(&old).await?;
+        }
+        Ok(())
     }
 
     /// Drops the chunks and manifest nodes below `root` that are here, in

@@ -70,6 +70,7 @@ impl Node {
             cache,
             chunk_fetches: AtomicU64::new(0),
             served_bytes: AtomicU64::new(0),
+            clock: Default::default(),
             fetching: Default::default(),
             storing: Default::default(),
             referenced: Default::default(),

@@ -129,7 +129,7 @@ pub(super) async fn delete(
     tombstone: Tombstone,
     cids: Vec<[u8; 20]>,
 ) -> Message {
-    if let Err(e) = node.catalog.tombstone(root, tombstone).await {
+    if let Err(e) = node.keep_tombstone(root, tombstone).await {
         debug!(%root, error = %e, "could not keep a tombstone");
         return Message::Refused(Refusal::Storage);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use nexnet_p2p::{Peer, RecvStream};
 use nexnet_store::ObjectWriter;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::{
     CatalogEntry, PeerFailure, ServerError,
@@ -74,6 +74,11 @@ pub(super) async fn commit(
 /// `entry`'s cid, and records the entry.
 async fn commit_replica(node: &Node, key: TransferKey, entry: CatalogEntry) -> Result<(), Refusal> {
     entry.check().map_err(|_| Refusal::BadEntry)?;
+    if crate::catalog::too_far_ahead(entry.created_ms) {
+        warn!(cid = %entry.cid(), version = entry.created_ms, "a peer's version is more than an hour ahead of this node's clock; refused");
+        return Err(Refusal::BadEntry);
+    }
+    node.clock.observe(entry.created_ms);
     let writer = take_replica(node, key).await?;
     let cid = entry.cid();
     if node.catalog.is_deleted(&cid) {

@@ -52,8 +52,13 @@ async fn apply(node: &Node, list: Vec<([u8; 20], Tombstone)>) {
         let cid = Cid::from_bytes(cid);
         // Known and applied: nothing to do. Known but the object still
         // here (a `DeleteChunks` kept the tombstone of a root this node
-        // holds, and the root's own delete never came): apply it now.
-        if node.catalog.is_deleted(&cid) && !node.store.has(&cid).await.unwrap_or(true) {
+        // holds, and the root's own delete never came), or known ending
+        // fewer versions of the name (a replace's, and now a delete's):
+        // apply it now.
+        let known = node.catalog.tombstone_of(&cid);
+        if known.is_some_and(|k| k.name_version >= t.name_version)
+            && !node.store.has(&cid).await.unwrap_or(true)
+        {
             continue;
         }
         match node.apply_delete(cid, t).await {

@@ -1,5 +1,5 @@
-//! `Lookup` (this node's entry for a name) and `Has` (whether it holds an
-//! object).
+//! `Lookup` (this node's entry for a name, or the delete that ended it)
+//! and `Has` (whether it holds an object).
 
 use nexnet_crypto::NameId;
 use nexnet_p2p::Peer;
@@ -7,13 +7,18 @@ use nexnet_store::Cid;
 
 use crate::{node::Node, protocol::Message};
 
-/// Our entry for `name`, unless its object is deleted.
+/// Our entry for `name`; if a delete ended it, that delete's tombstone,
+/// so that the asker goes past its version and drops what it ended.
 pub(super) fn lookup(node: &Node, name: NameId) -> Message {
-    let entry = node
-        .catalog
-        .get(&name)
-        .filter(|e| !node.catalog.is_deleted(&e.cid()));
-    Message::Entry(entry)
+    if let Some(entry) = node.catalog.get(&name)
+        && !node.catalog.is_dead(&entry)
+    {
+        return Message::Entry(Some(entry));
+    }
+    match node.catalog.death_of(&name) {
+        Some((cid, t)) => Message::Tombstones(vec![(*cid.as_bytes(), t)]),
+        None => Message::Entry(None),
+    }
 }
 
 /// Whether we hold `cid`. A peer that asks about a deleted object still

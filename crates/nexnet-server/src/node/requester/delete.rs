@@ -26,11 +26,14 @@ impl Node {
     pub(crate) async fn delete_file(self: &Arc<Self>, name: &str) -> Result<DeleteReport> {
         check_name(name)?;
         let name_id = name_id(name);
-        let entry = self
-            .find_entry(name_id)
-            .await
+        // Past every version any member knows, so that versions this node
+        // missed die too, whatever their object.
+        let found = self.find_name(name_id).await;
+        let entry = found
+            .entry
             .ok_or_else(|| ServerError::NotFound { name: name.into() })?;
-        self.delete_file_everywhere(&entry, Tombstone::new(name_id))
+        let version = self.clock.next(found.latest);
+        self.delete_file_everywhere(&entry, Tombstone::new(name_id, version))
             .instrument(info_span!("delete", %name_id))
             .await
     }
@@ -56,7 +59,7 @@ impl Node {
         if let Some(walk) = walk {
             // Chunks first, while every manifest node is still there to be
             // read; each batch carries the tombstone.
-            self.catalog.tombstone(cid, tombstone).await?;
+            self.keep_tombstone(cid, tombstone).await?;
             self.delete_chunks(cid, tombstone, &walk).await;
         }
         self.delete_everywhere(cid, tombstone).await
@@ -133,7 +136,7 @@ impl Node {
             return;
         }
         if let Err(e) = self
-            .delete_file_everywhere(&old, Tombstone::new(old.name_id()))
+            .delete_file_everywhere(&old, Tombstone::new(old.name_id(), old.created_ms))
             .await
         {
             warn!(%cid, error = %e, "could not remove a replaced object");

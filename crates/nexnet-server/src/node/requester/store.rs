@@ -175,8 +175,10 @@ impl Node {
     ) -> Result<StoreTail> {
         let name_id = name_id(name);
         // The version this store replaces, wherever it is known: a node
-        // that never saw the name must still remove the old object.
-        let previous = self.find_entry(name_id).await;
+        // that never saw the name must still remove the old object, and
+        // one that was away must not start from its stale entry.
+        let found = self.find_name(name_id).await;
+        let previous = found.entry;
         let (header, mut keystream) = self.key.begin_object()?;
         let chunk_size = self.config.chunk_size;
         let mut builder = Builder::new(self.config.manifest_fanout);
@@ -254,11 +256,10 @@ impl Node {
             plain_len,
             Layout::Chunked,
         )?;
-        // Later than the version it replaces, whatever the clocks say:
-        // every node keeps the entry with the latest time.
-        if let Some(p) = &previous {
-            entry.created_ms = entry.created_ms.max(p.created_ms.saturating_add(1));
-        }
+        // Later than every version of the name known, the one it replaces
+        // and any delete, whatever the clocks say: every node keeps the
+        // entry with the latest version.
+        entry.created_ms = self.clock.next(found.latest);
         Ok(StoreTail {
             root: root.bytes.into(),
             entry,
