@@ -173,6 +173,12 @@ fn start_node(data: &Path, env: &[(&str, &str)]) -> Node {
             "--api",
             "127.0.0.1:0",
             "--no-fsync",
+            // Its fake peers keep nothing and leave: with the default read
+            // quorum they would be the names' holders and a read after
+            // they left could not be answered (503). This test is about
+            // load, so the node reads its own entries.
+            "--read-quorum",
+            "1",
         ]);
     let node = Node::launch(cmd, data);
     let (soft, hard) = fd_limits(&node);

@@ -244,6 +244,17 @@ impl Tombstone {
         }
     }
 
+    /// A tombstone for an object stored under `name_id`, deleted now, that
+    /// ends no version of the name but the entries naming the object: how
+    /// a store that missed its quorum is undone.
+    pub(crate) fn of_object(name_id: NameId) -> Self {
+        Self {
+            name_id: *name_id.as_bytes(),
+            deleted_ms: now_ms(),
+            name_version: None,
+        }
+    }
+
     /// The name the object was stored under.
     pub fn name_id(&self) -> NameId {
         NameId::from_bytes(self.name_id)

@@ -24,8 +24,17 @@ pub struct ServerConfig {
     /// How many nodes hold each object (R).
     pub replication: usize,
     /// How many of them must commit before a store succeeds (W). `None`:
-    /// every holder reachable when the store starts, and at least one.
+    /// for chunks and roots, every holder reachable when the store starts
+    /// (at least one); for the name's entry, a majority of the name's
+    /// holders, so that every read quorum meets every write.
     pub write_quorum: Option<usize>,
+    /// How many of a name's holders a read asks before it answers. `None`:
+    /// the fewest that meet every write quorum (W + Q > R: two of three
+    /// with the defaults, one of two); `Some(1)` reads
+    /// this node's own entry when it has one (available first, possibly
+    /// stale). Without that many answers a read fails with
+    /// [`ServerError::NoReadQuorum`] (HTTP 503), never a 404.
+    pub read_quorum: Option<usize>,
     /// How long a request to a peer may take.
     pub request_timeout: Duration,
     /// How long a transfer may go without progress before it is abandoned.
@@ -82,6 +91,7 @@ impl ServerConfig {
             bootstrap: Vec::new(),
             replication: 3,
             write_quorum: None,
+            read_quorum: None,
             request_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
             fsync: true,
@@ -160,6 +170,29 @@ impl ServerConfig {
         self
     }
 
+    /// Sets the read quorum.
+    pub fn read_quorum(mut self, q: usize) -> Self {
+        self.read_quorum = Some(q);
+        self
+    }
+
+    /// How many of `holders` name holders must record a name's entry.
+    pub(crate) fn name_write_quorum(&self, holders: usize) -> usize {
+        self.write_quorum
+            .unwrap_or(holders / 2 + 1)
+            .clamp(1, holders.max(1))
+    }
+
+    /// How many of `holders` name holders a read needs answers from: by
+    /// default the fewest that meet every write quorum (W + Q > R), so a
+    /// majority of three with the default W.
+    pub(crate) fn name_read_quorum(&self, holders: usize) -> usize {
+        let meets_writes = holders + 1 - self.name_write_quorum(holders).min(holders);
+        self.read_quorum
+            .unwrap_or(meets_writes)
+            .clamp(1, holders.max(1))
+    }
+
     /// Sets the request time-out.
     pub fn request_timeout(mut self, after: Duration) -> Self {
         self.request_timeout = after;
@@ -226,6 +259,14 @@ impl ServerConfig {
             && w > self.replication
         {
             return bad("the write quorum cannot exceed the replication factor");
+        }
+        if self.read_quorum == Some(0) {
+            return bad("the read quorum must be at least 1");
+        }
+        if let Some(q) = self.read_quorum
+            && q > self.replication
+        {
+            return bad("the read quorum cannot exceed the replication factor");
         }
         if self.request_timeout.is_zero() || self.stall_timeout.is_zero() {
             return bad("time-outs must be positive");

@@ -41,6 +41,37 @@ pub enum ServerError {
         failures: Vec<(NodeId, PeerFailure)>,
     },
 
+    /// A store reached fewer nodes than its write quorum asks: what it
+    /// wrote was removed again, and the name is as it was.
+    #[error("{name:?} was not stored: {} of {needed} required commits ({}); the name is unchanged", .committed.len(), describe(.failures))]
+    NotStored {
+        /// The file's name.
+        name: String,
+        /// The object the store made (removed again).
+        cid: Cid,
+        /// The write quorum it missed.
+        needed: usize,
+        /// The nodes that had committed it.
+        committed: Vec<NodeId>,
+        /// The nodes that did not, and why.
+        failures: Vec<(NodeId, PeerFailure)>,
+    },
+
+    /// Fewer of a name's holders answered than a read needs: the newest
+    /// version could be on the others, so no answer is given (HTTP 503,
+    /// not 404).
+    #[error(
+        "{name:?}: {answered} of the {needed} holders a read needs answered; try again when more nodes are reachable"
+    )]
+    NoReadQuorum {
+        /// The name asked for.
+        name: String,
+        /// The read quorum.
+        needed: usize,
+        /// How many answered.
+        answered: usize,
+    },
+
     /// Nodes that took chunks of a store could not make them durable (the
     /// file is committed, but may have fewer copies than acknowledged after
     /// a crash of those nodes).

@@ -1,5 +1,6 @@
 //! Who is in the mesh: every node this one has heard of, whether it is
-//! connected now, and when it was last seen.
+//! connected now, when it was last seen, and whether it has shown it is a
+//! node (answered a member exchange), which is what placement counts.
 
 use std::{collections::HashMap, net::SocketAddr, time::SystemTime};
 
@@ -20,6 +21,8 @@ pub struct MemberInfo {
     pub connected: bool,
     /// When a connection to it was last open (or it was first heard of).
     pub last_seen: SystemTime,
+    /// Whether it answered a member exchange, so that placement counts it.
+    pub proven: bool,
 }
 
 struct Member {
@@ -27,6 +30,9 @@ struct Member {
     last_seen: SystemTime,
     peer: Option<Peer<Message>>,
     redialing: bool,
+    /// It answered a member exchange: a node, not a connection that
+    /// completed the handshake and went (those never hold anything).
+    proven: bool,
 }
 
 impl Member {
@@ -72,6 +78,7 @@ impl Members {
             last_seen: SystemTime::now(),
             peer: None,
             redialing: false,
+            proven: false,
         });
         m.addr = dialable(peer).or(m.addr);
         m.last_seen = SystemTime::now();
@@ -138,6 +145,7 @@ impl Members {
                 last_seen: SystemTime::now(),
                 peer: None,
                 redialing: false,
+                proven: false,
             });
             if m.live_peer().is_none() && !m.redialing {
                 m.addr = Some(h.addr);
@@ -161,10 +169,32 @@ impl Members {
             .collect()
     }
 
-    /// Every member ever heard of, connected or not (placement counts the
-    /// ones that are down: their objects wait for them).
+    /// `node` answered a member exchange: placement counts it from now on
+    /// (until it is forgotten).
+    pub(crate) fn prove(&self, node: NodeId) {
+        if let Some(m) = self.map().get_mut(&node) {
+            m.proven = true;
+        }
+    }
+
+    /// How many proven members are connected now.
+    pub(crate) fn proven_peers(&self) -> usize {
+        self.map()
+            .values()
+            .filter(|m| m.proven && m.live_peer().is_some())
+            .count()
+    }
+
+    /// Every proven member, connected or not: what placement counts (the
+    /// ones that are down keep their place: their objects wait for them).
+    /// A peer that completed the handshake and never answered a member
+    /// exchange is not one.
     pub(crate) fn ids(&self) -> Vec<NodeId> {
-        self.map().keys().copied().collect()
+        self.map()
+            .iter()
+            .filter(|(_, m)| m.proven)
+            .map(|(n, _)| *n)
+            .collect()
     }
 
     /// The members and addresses to tell a peer about.
@@ -191,6 +221,7 @@ impl Members {
                 addr: m.addr,
                 connected: m.live_peer().is_some(),
                 last_seen: m.last_seen,
+                proven: m.proven,
             })
             .collect();
         list.sort_by_key(|m| m.node_id);

@@ -27,6 +27,17 @@ pub fn holders(cid: &Cid, nodes: impl IntoIterator<Item = NodeId>, r: usize) -> 
     scored.into_iter().take(r).map(|(_, n)| n).collect()
 }
 
+/// The nodes that hold `name`'s catalog entry: the first `r` of `nodes`
+/// by rendezvous hashing of the name id, so that any node finds them from
+/// the name alone.
+pub fn name_holders(
+    name: &nexnet_crypto::NameId,
+    nodes: impl IntoIterator<Item = NodeId>,
+    r: usize,
+) -> Vec<NodeId> {
+    holders(&Cid::of(name.as_bytes()), nodes, r)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

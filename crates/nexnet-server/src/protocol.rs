@@ -155,6 +155,12 @@ pub enum Message {
     Sync,
     /// Response to `Sync`.
     Synced,
+    /// Request: record this catalog entry, whose name this node holds by
+    /// placement (its root travels to the root's holders, placed by its
+    /// cid). Answered with [`Message::Committed`],
+    /// [`Message::Superseded`] with the newer entry that holds the name,
+    /// or a refusal (`Deleted`: a tombstone ends it here).
+    PutEntry(CatalogEntry),
 }
 
 impl Message {
@@ -188,6 +194,7 @@ impl Message {
             Self::Referenced(_) => "Referenced",
             Self::Sync => "Sync",
             Self::Synced => "Synced",
+            Self::PutEntry(_) => "PutEntry",
         }
     }
 }

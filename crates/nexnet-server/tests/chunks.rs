@@ -361,7 +361,10 @@ async fn a_holder_that_cannot_sync_makes_the_store_say_so() {
                 } => {
                     let answer = match message {
                         Message::Members(_) => Message::Members(Vec::new()),
-                        Message::StoreChunk { .. } | Message::Commit { .. } => Message::Committed,
+                        Message::StoreChunk { .. }
+                        | Message::Commit { .. }
+                        | Message::PutEntry(_) => Message::Committed,
+                        Message::Lookup { .. } => Message::Entry(None),
                         Message::Sync => {
                             asked.fetch_add(1, Ordering::Relaxed);
                             Message::Refused(Refusal::Storage)

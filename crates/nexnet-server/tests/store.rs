@@ -1,4 +1,5 @@
-//! Storing: the write quorum a store needs, and storing over a name (from
+//! Storing: the write quorum a store needs (a store that misses it is
+//! undone), and storing over a name (from
 //! a holder or from a node that never saw the old version) replaces its
 //! content everywhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +14,7 @@ use nexnet_testkit::{
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_below_its_write_quorum_fails_with_quorum() {
+async fn a_store_below_its_write_quorum_fails_and_is_undone() {
     let mut nodes = Mesh::start_with(3, |root, i| {
         node_config(root, i).replication(3).write_quorum(3)
     })
@@ -27,16 +28,27 @@ async fn a_store_below_its_write_quorum_fails_with_quorum() {
         .store("quorum/short", Pattern::new(3101, 5000))
         .await
     {
-        Err(ServerError::Quorum {
-            needed, committed, ..
+        Err(ServerError::NotStored {
+            name,
+            needed,
+            committed,
+            ..
         }) => {
+            assert_eq!(name, "quorum/short");
             assert_eq!(needed, 3);
             assert_eq!(committed.len(), 2, "{committed:?}");
         }
-        other => panic!("expected a Quorum error, got {other:?}"),
+        other => panic!("expected NotStored, got {other:?}"),
     }
-    // What was committed is readable.
-    assert_reads(&nodes[1], "quorum/short", 3101, 5000).await;
+    // What the holders had committed was removed again: the name is not
+    // there, on either node.
+    for n in nodes.iter() {
+        assert!(matches!(
+            n.get("quorum/short").await,
+            Err(ServerError::NotFound { .. })
+        ));
+        assert_eq!(n.stats().files, 0, "{:?}", n.stats());
+    }
     nodes.shutdown().await;
 }
 

@@ -14,7 +14,15 @@ const NAME: &str = "versions/name";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_ends_a_version_the_deleting_node_never_saw() {
-    let mut nodes = Mesh::start(3, 3).await;
+    // Available first (quorums of one): a node cut off from the others
+    // still takes stores, which is how versions diverge.
+    let mut nodes = Mesh::start_with(3, |root, i| {
+        node_config(root, i)
+            .replication(3)
+            .write_quorum(1)
+            .read_quorum(1)
+    })
+    .await;
     store_pattern(&nodes[0], NAME, 1, 20_000).await;
 
     // Node 2 alone stores version 2 (its own single copy), unseen by 0 and 1.

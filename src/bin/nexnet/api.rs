@@ -104,6 +104,8 @@ impl From<ServerError> for ApiError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             ServerError::Quorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "quorum"),
+            ServerError::NotStored { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_stored"),
+            ServerError::NoReadQuorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_read_quorum"),
             ServerError::NotDurable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_durable"),
             ServerError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ServerError::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),

@@ -29,7 +29,7 @@ enum Command {
     /// Create a node's data directory (node id, data key, network secret).
     Init(init::InitArgs),
     /// Run a node until SIGINT or SIGTERM, with its HTTP API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Store a file (PATH `-` reads standard input).
     Put(client::PutArgs),
     /// Fetch a file to PATH, or to standard output.
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Init(args) => init::run(args),
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Put(args) => client::put(args).await,
             Command::Get(args) => client::get(args).await,
             Command::Rm(args) => client::rm(args).await,

@@ -27,7 +27,7 @@ Durations are written like 30s, 10m, 1h30m or 2days.
 
 Every setting but --data and --log-format may also come from the \
 environment variable shown with it, or from DIR/nexnet.toml (keys listen, \
-advertise, api, bootstrap, replicas, write_quorum, fsync, api_token, \
+advertise, api, bootstrap, replicas, write_quorum, read_quorum, fsync, api_token, \
 repair_interval, heartbeat, forget_after). A flag wins over its variable, \
 the variable over the file.")]
 pub struct ServeArgs {

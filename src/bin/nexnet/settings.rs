@@ -50,9 +50,14 @@ pub struct Settings {
     /// How many nodes hold each file [default: 3].
     #[arg(long, value_name = "N", env = "NEXNET_REPLICAS")]
     replicas: Option<usize>,
-    /// How many holders must commit a store [default: every reachable one].
+    /// How many holders must commit a store [default: every reachable one
+    /// for the data, a majority of the name's holders for its entry].
     #[arg(long, value_name = "N", env = "NEXNET_WRITE_QUORUM")]
     write_quorum: Option<usize>,
+    /// How many of a name's holders a read asks [default: a majority]; 1
+    /// reads this node's own entry when it has one (available, maybe stale).
+    #[arg(long, value_name = "N", env = "NEXNET_READ_QUORUM")]
+    read_quorum: Option<usize>,
     /// Skip fsync (faster, not crash-safe); `NEXNET_FSYNC=false` and
     /// `fsync = false` in the file do the same.
     #[arg(
@@ -128,6 +133,7 @@ impl Settings {
             bootstrap: self.bootstrap.or(fallback.bootstrap),
             replicas: self.replicas.or(fallback.replicas),
             write_quorum: self.write_quorum.or(fallback.write_quorum),
+            read_quorum: self.read_quorum.or(fallback.read_quorum),
             fsync: self.fsync.or(fallback.fsync),
             api_token: self.api_token.or(fallback.api_token),
             repair_interval: self.repair_interval.or(fallback.repair_interval),
@@ -158,6 +164,7 @@ impl Settings {
         }
         node.replication = self.replicas.unwrap_or(node.replication);
         node.write_quorum = self.write_quorum.or(node.write_quorum);
+        node.read_quorum = self.read_quorum.or(node.read_quorum);
         node.repair_interval = self.repair_interval.map_or(node.repair_interval, |e| e.0);
         node.heartbeat_interval = self.heartbeat.map_or(node.heartbeat_interval, |i| i.0);
         node.forget_after = self.forget_after.map_or(node.forget_after, |e| e.0);

@@ -40,7 +40,7 @@ pub(super) fn exchange(node: &Arc<Node>, heard: &[MemberAddr]) -> Message {
 }
 
 fn publish_connected(node: &Node) {
-    let n = node.members.peers().len();
+    let n = node.members.proven_peers();
     node.connected.send_replace(n);
 }
 
@@ -64,7 +64,11 @@ async fn greet(node: &Arc<Node>, peer: Peer<Message>) {
     }
     let asked = Message::Members(member_addrs(node));
     match peer.request(asked, node.config.request_timeout).await {
-        Ok(Message::Members(heard)) => dial_new(node, &heard),
+        Ok(Message::Members(heard)) => {
+            node.members.prove(peer.node_id());
+            publish_connected(node);
+            dial_new(node, &heard);
+        }
         Ok(other) => {
             warn!(peer = ?peer.node_id(), kind = other.kind(), "unexpected answer to a member exchange")
         }

@@ -75,6 +75,7 @@ async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
             break;
         }
         report.checked += 1;
+        push_entry(node, &entry, &mut report).await;
         let mut repaired = repair_one(node, &entry, &mut report).await;
         if repaired.is_ok() && entry.layout == Layout::Chunked {
             repaired = repair_chunks(node, &entry, &mut report).await;
@@ -88,6 +89,50 @@ async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
         report.collected = node.collect().await;
     }
     report
+}
+
+/// Puts `entry` on the name's other holders that are connected, if this
+/// node is the first reachable one of them (so one node per name pushes):
+/// a holder that was away when the name was written, or that took the
+/// place of a forgotten one, gets it back, and reads find a majority.
+async fn push_entry(node: &Arc<Node>, entry: &CatalogEntry, report: &mut RepairReport) {
+    let names =
+        placement::name_holders(&entry.name_id(), node.all_nodes(), node.config.replication);
+    let first = names
+        .iter()
+        .find(|h| **h == node.id || node.members.peer(h).is_some());
+    if first != Some(&node.id) {
+        return;
+    }
+    let timeout = node.config.request_timeout;
+    for peer in names
+        .iter()
+        .filter(|h| **h != node.id)
+        .filter_map(|h| node.members.peer(h))
+    {
+        match peer
+            .request(Message::PutEntry(entry.clone()), timeout)
+            .await
+        {
+            Ok(Message::Committed) => {}
+            // The name moved on while this node was not looking: take the
+            // newer entry, and the old version goes, as after a store.
+            Ok(Message::Superseded(newer))
+                if newer.name_id() == entry.name_id()
+                    && newer.check().is_ok()
+                    && newer.is_newer_than(entry) =>
+            {
+                if let Ok(Put::Replaced(old)) = node.catalog.put(newer).await {
+                    node.replace_old(old).await;
+                }
+                return;
+            }
+            Ok(Message::Refused(why)) => {
+                debug!(name_id = %entry.name_id(), to = ?peer.node_id(), %why, "a name holder refused an entry");
+            }
+            _ => report.problems += 1,
+        }
+    }
 }
 
 /// Verifies every local object, quarantining the damaged ones.

@@ -22,6 +22,7 @@ pub(super) async fn answer(node: &Arc<Node>, peer: &Peer<Message>, request: Mess
         Message::Members(heard) => membership::exchange(node, &heard),
         Message::Commit { transfer, entry } => commit::commit(node, peer, transfer, entry).await,
         Message::Lookup { name } => lookup::lookup(node, NameId::from_bytes(name)),
+        Message::PutEntry(entry) => lookup::put_entry(node, entry).await,
         Message::Has { cid } => lookup::has(node, peer, Cid::from_bytes(cid)).await,
         Message::Fetch { cid, transfer } => {
             serve::fetch(node, peer, Cid::from_bytes(cid), transfer).await

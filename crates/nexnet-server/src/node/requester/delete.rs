@@ -40,7 +40,7 @@ impl Node {
 
     /// Deletes `entry`'s file everywhere: its root (or object) with a
     /// tombstone, then its chunks and manifest nodes.
-    async fn delete_file_everywhere(
+    pub(crate) async fn delete_file_everywhere(
         self: &Arc<Self>,
         entry: &CatalogEntry,
         tombstone: Tombstone,

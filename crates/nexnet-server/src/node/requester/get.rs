@@ -28,8 +28,8 @@ impl Node {
         let name_id = name_id(name);
         async move {
             let entry = self
-                .find_entry(name_id)
-                .await
+                .find_entry(name_id, name)
+                .await?
                 .ok_or_else(|| ServerError::NotFound { name: name.into() })?;
             let file_len = entry.plain_len;
             let (offset, len) = range(file_len).unwrap_or((0, file_len));

@@ -48,7 +48,7 @@ impl Node {
     /// What is known of `name`, here or by the members, without reading it.
     pub(crate) async fn info(&self, name: &str) -> Result<FileInfo> {
         check_name(name)?;
-        match self.find_entry(name_id(name)).await {
+        match self.find_entry(name_id(name), name).await? {
             Some(e) => self.file_info(&e).await,
             None => Err(ServerError::NotFound { name: name.into() }),
         }
@@ -74,7 +74,7 @@ impl Node {
             objects: usage.objects,
             bytes: usage.bytes,
             files: self.catalog.len(),
-            peers: self.members.peers().len(),
+            peers: self.members.proven_peers(),
             members: self.members.ids().len(),
             cached_bytes: self.cache.used(),
             chunks_fetched: self

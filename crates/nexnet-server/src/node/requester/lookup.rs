@@ -7,7 +7,13 @@ use nexnet_crypto::NameId;
 use nexnet_store::Cid;
 use tracing::warn;
 
-use crate::{CatalogEntry, catalog::too_far_ahead, node::Node, protocol::Message};
+use crate::{
+    CatalogEntry, Result, ServerError,
+    catalog::{Tombstone, too_far_ahead},
+    node::Node,
+    placement,
+    protocol::Message,
+};
 
 /// What this node and the members it reached know of a name.
 pub(crate) struct Found {
@@ -18,12 +24,105 @@ pub(crate) struct Found {
 }
 
 impl Node {
-    /// The catalog entry for `name`: ours, or the newest a member knows.
-    pub(crate) async fn find_entry(&self, name: NameId) -> Option<CatalogEntry> {
-        if let Some(e) = self.catalog.get(&name) {
-            return Some(e);
+    /// The catalog entry for `name` a read uses: the newest among a read
+    /// quorum of the name's holders (and this node's own entry), so that
+    /// it is the last acknowledged version or a newer one. With a read
+    /// quorum of 1, this node's own entry when it has one. A name none of
+    /// them knows is looked for on every member (it may have been written
+    /// under another membership). Fewer answers than the quorum is
+    /// [`ServerError::NoReadQuorum`], never "not found".
+    pub(crate) async fn find_entry(
+        &self,
+        name_id: NameId,
+        name: &str,
+    ) -> Result<Option<CatalogEntry>> {
+        let local = self
+            .catalog
+            .get(&name_id)
+            .filter(|e| !self.catalog.is_dead(e));
+        let holders = placement::name_holders(&name_id, self.all_nodes(), self.config.replication);
+        let needed = self.config.name_read_quorum(holders.len());
+        if needed == 1
+            && let Some(e) = local
+        {
+            return Ok(Some(e));
         }
-        self.find_name(name).await.entry
+        let asked: Vec<_> = holders
+            .iter()
+            .filter(|h| **h != self.id)
+            .filter_map(|h| self.members.peer(h))
+            .collect();
+        let mut answered = usize::from(holders.contains(&self.id));
+        let mut newest = local;
+        let mut heard_of = newest.is_some();
+        let timeout = self.config.request_timeout;
+        let lookup = Message::Lookup {
+            name: *name_id.as_bytes(),
+        };
+        let mut asking: FuturesUnordered<_> = asked
+            .into_iter()
+            .map(|p| {
+                let lookup = lookup.clone();
+                async move { p.request(lookup, timeout).await }
+            })
+            .collect();
+        while answered < needed
+            && let Some(answer) = asking.next().await
+        {
+            match answer {
+                Ok(Message::Entry(found)) => {
+                    answered += 1;
+                    if let Some(entry) = found
+                        && self.usable(name_id, &entry)
+                    {
+                        heard_of = true;
+                        if newest.as_ref().is_none_or(|n| entry.is_newer_than(n)) {
+                            newest = Some(entry);
+                        }
+                    }
+                }
+                Ok(Message::Tombstones(ended)) => {
+                    answered += 1;
+                    heard_of = true;
+                    self.learn_deletes(name_id, ended).await;
+                }
+                _ => {}
+            }
+        }
+        if answered < needed {
+            return Err(ServerError::NoReadQuorum {
+                name: name.into(),
+                needed,
+                answered,
+            });
+        }
+        if !heard_of {
+            return Ok(self.find_name(name_id).await.entry);
+        }
+        Ok(newest.filter(|e| !self.catalog.is_dead(e)))
+    }
+
+    /// Whether `entry`, a peer's answer about `name_id`, may be taken.
+    fn usable(&self, name_id: NameId, entry: &CatalogEntry) -> bool {
+        let ok =
+            entry.name_id() == name_id && entry.check().is_ok() && !too_far_ahead(entry.created_ms);
+        if ok {
+            self.clock.observe(entry.created_ms);
+        }
+        ok
+    }
+
+    /// Applies the delete of `name_id` a peer answered a lookup with.
+    async fn learn_deletes(&self, name_id: NameId, ended: Vec<([u8; 20], Tombstone)>) {
+        for (cid, t) in ended.into_iter().take(1) {
+            if t.name_id() != name_id || t.name_version.is_none() {
+                continue;
+            }
+            let cid = Cid::from_bytes(cid);
+            if let Err(e) = self.apply_delete(cid, t).await {
+                warn!(%cid, error = %e, "could not apply a delete a member knew of");
+            }
+        }
     }
 
     /// Asks every member (and this node's catalog) what it knows of
@@ -51,26 +150,12 @@ impl Node {
         while let Some(answer) = asking.next().await {
             match answer {
                 Ok(Message::Entry(Some(entry)))
-                    if entry.name_id() == name
-                        && entry.check().is_ok()
-                        && !too_far_ahead(entry.created_ms) =>
+                    if self.usable(name, &entry)
+                        && newest.as_ref().is_none_or(|n| entry.is_newer_than(n)) =>
                 {
-                    self.clock.observe(entry.created_ms);
-                    if newest.as_ref().is_none_or(|n| entry.is_newer_than(n)) {
-                        newest = Some(entry);
-                    }
+                    newest = Some(entry);
                 }
-                Ok(Message::Tombstones(ended)) => {
-                    for (cid, t) in ended.into_iter().take(1) {
-                        if t.name_id() != name || t.name_version.is_none() {
-                            continue;
-                        }
-                        let cid = Cid::from_bytes(cid);
-                        if let Err(e) = self.apply_delete(cid, t).await {
-                            warn!(%cid, error = %e, "could not apply a delete a member knew of");
-                        }
-                    }
-                }
+                Ok(Message::Tombstones(ended)) => self.learn_deletes(name, ended).await,
                 _ => {}
             }
         }

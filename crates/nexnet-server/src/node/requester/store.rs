@@ -18,7 +18,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     CatalogEntry, PeerFailure, Receipt, Result, ServerError,
-    catalog::{Layout, Put},
+    catalog::{Layout, Put, Tombstone},
     check_name,
     manifest::{self, Builder},
     node::Node,
@@ -38,6 +38,7 @@ const MAX_REMEMBERED: usize = 64 * 1024;
 
 /// A store whose chunks are all on their holders, ready to be committed.
 struct StoreTail {
+    name: String,
     root: Bytes,
     entry: CatalogEntry,
     previous: Option<CatalogEntry>,
@@ -261,6 +262,7 @@ impl Node {
         // entry with the latest version.
         entry.created_ms = self.clock.next(found.latest);
         Ok(StoreTail {
+            name: name.to_string(),
             root: root.bytes.into(),
             entry,
             previous,
@@ -376,17 +378,43 @@ impl Node {
     /// [`StoreTail`]), and records the entry here.
     async fn finish_store(self: Arc<Self>, tail: StoreTail) -> Result<Receipt> {
         let StoreTail {
+            name,
             root,
             entry,
             previous,
             chunks,
             short,
-            ..
+            put,
         } = tail;
         let cid = entry.cid();
-        let holders = placement::holders(&cid, self.all_nodes(), self.config.replication);
+        if let Some(ServerError::Quorum {
+            needed,
+            committed,
+            failures,
+            ..
+        }) = short
+        {
+            // A chunk below its write quorum: nothing names the file yet,
+            // so the name is as it was; what was put goes again.
+            warn!(%cid, needed, committed = committed.len(), "a chunk below its write quorum; the store is abandoned");
+            self.discard(entry.name_id(), &put).await;
+            return Err(ServerError::NotStored {
+                name,
+                cid,
+                needed,
+                committed,
+                failures,
+            });
+        }
+        let all = self.all_nodes();
+        let holders = placement::holders(&cid, all.clone(), self.config.replication);
         let self_holds = holders.contains(&self.id);
-        let (commits, reachable) = self.commit_root(&entry, root, &holders, self_holds).await?;
+        let names = placement::name_holders(&entry.name_id(), all, self.config.replication);
+        let (root_commits, named) = tokio::join!(
+            self.commit_root(&entry, root, &holders, self_holds),
+            self.put_entry(&entry, &names),
+        );
+        let (commits, reachable) = root_commits?;
         let (committed, missed) = tally(
             commits.committed,
             commits.failures,
@@ -395,19 +423,35 @@ impl Node {
             self_holds,
         );
         let needed = self.config.write_quorum.unwrap_or(reachable.max(1));
-        // The entry goes in even on a non-holder, and even below the
-        // quorum: the name now points at the new file (readable where it
-        // landed), so the old one goes.
-        self.record(entry.clone(), previous, commits.newer).await?;
-        if committed.len() < needed {
-            warn!(%cid, needed, committed = committed.len(), "store below its write quorum");
-            return Err(ServerError::Quorum {
+        let (recorded, unrecorded, newer_entry) = named;
+        let names_needed = self.config.name_write_quorum(names.len());
+        let newer = [commits.newer, newer_entry]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| {
+                if a.is_newer_than(b) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Less
+                }
+            });
+        if committed.len() < needed || recorded.len() < names_needed {
+            let (needed, committed, failures) = if committed.len() < needed {
+                (needed, committed, missed)
+            } else {
+                (names_needed, recorded, unrecorded)
+            };
+            warn!(%cid, needed, committed = committed.len(), "store below its write quorum; undone");
+            self.retract(&entry, previous, &names).await;
+            return Err(ServerError::NotStored {
+                name,
                 cid,
                 needed,
                 committed,
-                failures: missed,
+                failures,
             });
         }
+        self.record(entry.clone(), previous, newer).await?;
         if let Some(short) = short {
             return Err(short);
         }
@@ -421,6 +465,122 @@ impl Node {
             committed,
             missed,
         })
+    }
+
+    /// Records `entry` on the name's holders (this node's own record comes
+    /// with [`Self::record`]). Returns those that recorded it or hold a
+    /// newer version (either way a read quorum finds this version or
+    /// later), those that did not and why, and the newest entry answered.
+    async fn put_entry(
+        &self,
+        entry: &CatalogEntry,
+        names: &[NodeId],
+    ) -> (
+        Vec<NodeId>,
+        Vec<(NodeId, PeerFailure)>,
+        Option<CatalogEntry>,
+    ) {
+        let timeout = self.config.request_timeout;
+        let answers = join_all(names.iter().filter(|n| **n != self.id).map(|n| async move {
+            let Some(peer) = self.members.peer(n) else {
+                return (*n, Err(PeerFailure::NotConnected));
+            };
+            let answer = match peer
+                .request(Message::PutEntry(entry.clone()), timeout)
+                .await
+            {
+                Ok(Message::Committed) => Ok(None),
+                Ok(Message::Superseded(newer))
+                    if newer.name_id() == entry.name_id()
+                        && newer.check().is_ok()
+                        && newer.is_newer_than(entry) =>
+                {
+                    Ok(Some(newer))
+                }
+                Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
+                Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
+                Err(e) => Err(e.into()),
+            };
+            (*n, answer)
+        }))
+        .await;
+        let mut recorded: Vec<NodeId> = names.iter().filter(|n| **n == self.id).copied().collect();
+        let (mut failures, mut newest) = (Vec::new(), None::<CatalogEntry>);
+        for (n, answer) in answers {
+            match answer {
+                Ok(newer) => {
+                    recorded.push(n);
+                    if let Some(e) = newer
+                        && newest.as_ref().is_none_or(|m| e.is_newer_than(m))
+                    {
+                        newest = Some(e);
+                    }
+                }
+                Err(why) => failures.push((n, why)),
+            }
+        }
+        (recorded, failures, newest)
+    }
+
+    /// Removes the chunks and manifest nodes `put` of a store that failed
+    /// before its root, here and on their holders, with a tombstone of the
+    /// objects only (what a store put beyond the ids it remembers goes
+    /// with the collector).
+    async fn discard(&self, name_id: nexnet_crypto::NameId, put: &[Cid]) {
+        let Some(first) = put.first() else {
+            return;
+        };
+        let all = self.all_nodes();
+        let mut batches: std::collections::HashMap<NodeId, Vec<[u8; 20]>> = Default::default();
+        for cid in put {
+            for h in placement::holders(cid, all.clone(), self.config.replication) {
+                if h == self.id {
+                    let _ = self.store.delete(cid).await;
+                } else {
+                    batches.entry(h).or_default().push(*cid.as_bytes());
+                }
+            }
+        }
+        let tombstone = Tombstone::of_object(name_id);
+        let timeout = self.config.request_timeout;
+        for (h, cids) in batches {
+            let Some(peer) = self.members.peer(&h) else {
+                continue;
+            };
+            for batch in cids.chunks(crate::protocol::MAX_LIST) {
+                let ask = Message::DeleteChunks {
+                    root: *first.as_bytes(),
+                    tombstone,
+                    cids: batch.to_vec(),
+                };
+                if peer.request(ask, timeout).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Undoes a store that missed its write quorum: its object goes
+    /// everywhere with a tombstone of the object only (not of the name),
+    /// and the version it was to replace is recorded again on the name's
+    /// holders that took the new one in its place.
+    async fn retract(
+        self: &Arc<Self>,
+        entry: &CatalogEntry,
+        previous: Option<CatalogEntry>,
+        names: &[NodeId],
+    ) {
+        let tombstone = Tombstone::of_object(entry.name_id());
+        if let Err(e) = self.delete_file_everywhere(entry, tombstone).await {
+            warn!(cid = %entry.cid(), error = %e, "could not remove all of a store that missed its quorum");
+        }
+        let Some(previous) = previous else {
+            return;
+        };
+        if let Err(e) = self.catalog.put(previous.clone()).await {
+            warn!(error = %e, "could not record the version a failed store was to replace");
+        }
+        let _ = self.put_entry(&previous, names).await;
     }
 
     /// Commits the root here (if this node holds it) and on the other
