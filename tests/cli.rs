@@ -48,6 +48,11 @@ fn three_nodes_put_get_rm_through_the_cli_and_http() {
     assert_eq!(put["size"].as_u64(), Some(LEN), "{put}");
     assert_eq!(string_set(&put["replicas"]), all, "{put}");
     assert_eq!(put["missed"].as_array().map(Vec::len), Some(0), "{put}");
+    assert_eq!(
+        (put["copies"].as_u64(), put["of"].as_u64()),
+        (Some(3), Some(3)),
+        "{put}"
+    );
 
     // get via node 2 with the CLI.
     let out = root.path().join("out.bin");
@@ -424,6 +429,39 @@ fn kill_first_holder_during_get(mid_transfer: bool) {
     for node in &nodes {
         node.wait_for_peers(1);
     }
+}
+
+/// A put that reaches its write quorum but not every holder succeeds, and
+/// says how many copies it has.
+#[test]
+fn a_put_with_a_holder_down_succeeds_and_warns_of_the_missing_copy() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path(), 3, &["--replicas", "3", "--heartbeat", "1s"]);
+    let mut down = nodes.pop().unwrap();
+    down.child.process.kill().unwrap();
+    down.child.process.wait().unwrap();
+    for n in &nodes {
+        n.wait_for_peers(1);
+    }
+    let file = root.path().join("two-copies.bin");
+    write_pattern(&file, 7, 100_000);
+    let put = nodes[0].run(&["put", path_str(&file)]);
+    put.ok();
+    assert!(
+        put.stderr
+            .contains("warning: two-copies.bin is stored with 2 of 3 copies"),
+        "{put:#?}"
+    );
+    assert!(put.stdout.contains("copies    2 of 3"), "{put:#?}");
+    let json = nodes[1]
+        .run(&["put", path_str(&file), "--name", "again", "--json"])
+        .json();
+    assert_eq!(
+        (json["copies"].as_u64(), json["of"].as_u64()),
+        (Some(2), Some(3)),
+        "{json}"
+    );
+    assert_eq!(json["missed"][0]["node_id"], down.id.as_str(), "{json}");
 }
 
 #[test]

@@ -262,6 +262,8 @@ async fn put_file(
             replicas: node_list(&receipt.committed),
             holders: node_list(&receipt.holders),
             missed,
+            copies: receipt.committed.len(),
+            of: receipt.holders.len(),
         }),
     ))
 }

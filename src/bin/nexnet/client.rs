@@ -303,9 +303,16 @@ pub async fn put(args: PutArgs) -> Result<()> {
         println!("  cid       {}", receipt.cid);
         println!("  size      {} bytes", receipt.size);
         println!("  replicas  {}", receipt.replicas.join(", "));
+        println!("  copies    {} of {}", receipt.copies, receipt.of);
         for m in &receipt.missed {
             println!("  missed    {} ({})", m.node_id, m.reason);
         }
+    }
+    if receipt.copies < receipt.of {
+        eprintln!(
+            "warning: {} is stored with {} of {} copies; repair adds the rest when the missing holders are back",
+            receipt.name, receipt.copies, receipt.of
+        );
     }
     Ok(())
 }

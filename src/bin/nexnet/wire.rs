@@ -41,6 +41,14 @@ pub struct PutJson {
     pub holders: Vec<String>,
     /// Holders that did not commit, and why.
     pub missed: Vec<MissedJson>,
+    /// How many copies were committed (`replicas`' length) ...
+    #[serde(default)]
+    pub copies: usize,
+    /// ... of how many placement asks (R, or fewer in a smaller mesh).
+    /// Fewer copies than this, but at least the write quorum, is a
+    /// success: repair adds the rest when the missing holders return.
+    #[serde(default)]
+    pub of: usize,
 }
 
 /// A node that missed an operation.
