@@ -584,6 +584,40 @@ impl Catalog {
         Ok(others)
     }
 
+    /// Drops the tombstones of deletes older than `horizon`; returns how
+    /// many. What they ended is gone from every node that was reachable
+    /// meanwhile (see `ServerConfig::tombstone_horizon`).
+    pub(crate) async fn collect_tombstones(&self, horizon: std::time::Duration) -> Result<usize> {
+        let _w = self.writes.lock().await;
+        let cutoff =
+            now_ms().saturating_sub(u64::try_from(horizon.as_millis()).unwrap_or(u64::MAX));
+        let old: Vec<Cid> = self
+            .state
+            .lock()
+            .tombstones
+            .iter()
+            .filter(|(_, t)| t.deleted_ms < cutoff)
+            .map(|(c, _)| *c)
+            .collect();
+        for cid in &old {
+            self.remove_file(&self.tombstones_dir.join(cid.to_hex()))
+                .await?;
+            let mut state = self.state.lock();
+            state.tombstones.remove(cid);
+        }
+        if !old.is_empty() {
+            // The names' deaths, from the tombstones that are left.
+            let mut state = self.state.lock();
+            let left: Vec<(Cid, Tombstone)> =
+                state.tombstones.iter().map(|(c, t)| (*c, *t)).collect();
+            state.dead.clear();
+            for (cid, t) in left {
+                state.add_tombstone(cid, t);
+            }
+        }
+        Ok(old.len())
+    }
+
     async fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let (tmp_dir, path, bytes, fsync) = (
             self.tmp_dir.clone(),

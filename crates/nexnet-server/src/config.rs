@@ -73,6 +73,11 @@ pub struct ServerConfig {
     /// How old an object no file names must be before the collector
     /// removes it (default one day): longer than any store in flight.
     pub gc_grace: Duration,
+    /// How long a tombstone is kept (default 30 days), after which a
+    /// repair pass collects it. A node away for longer than this (and
+    /// longer than `forget_after`) must be wiped before it rejoins: what it
+    /// held that was deleted meanwhile could come back.
+    pub tombstone_horizon: Duration,
     /// Ids per manifest node of new files. Tests lower it to build deep
     /// trees from small files; not a setting for users.
     #[doc(hidden)]
@@ -105,6 +110,7 @@ impl ServerConfig {
             cache_size: 256 << 20,
             hedge_delay: Duration::from_secs(1),
             gc_grace: Duration::from_secs(24 * 60 * 60),
+            tombstone_horizon: Duration::from_secs(30 * 24 * 60 * 60),
             manifest_fanout: crate::manifest::FANOUT,
         }
     }
@@ -130,6 +136,12 @@ impl ServerConfig {
     /// Sets the collector's grace period.
     pub fn gc_grace(mut self, after: Duration) -> Self {
         self.gc_grace = after;
+        self
+    }
+
+    /// Sets how long tombstones are kept.
+    pub fn tombstone_horizon(mut self, after: Duration) -> Self {
+        self.tombstone_horizon = after;
         self
     }
 

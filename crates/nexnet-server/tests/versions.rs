@@ -113,3 +113,38 @@ async fn a_tombstone_of_an_earlier_release_ends_its_object_only() {
     );
     node.shutdown().await;
 }
+
+/// The tombstones a node keeps, by file.
+fn tombstones(node: &FileServer) -> usize {
+    std::fs::read_dir(node.config().data_dir.join("catalog/tombstones"))
+        .unwrap()
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_collected_after_their_horizon_and_kept_before() {
+    let root = tempfile::tempdir().unwrap();
+    let short =
+        FileServer::open(node_config(root.path(), 0).tombstone_horizon(Duration::from_millis(200)))
+            .await
+            .unwrap();
+    let long = FileServer::open(node_config(root.path(), 1)).await.unwrap();
+    for n in [&short, &long] {
+        store_pattern(n, NAME, 8, 3_000).await;
+        n.delete(NAME).await.unwrap();
+        assert!(tombstones(n) > 0);
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for n in [&short, &long] {
+        n.repair().await;
+    }
+    assert_eq!(tombstones(&short), 0, "past the horizon: collected");
+    assert!(tombstones(&long) > 0, "within the horizon (30 days): kept");
+    // The name is free again, and stays deleted where it was.
+    assert_not_found(&short, NAME).await;
+    store_pattern(&short, NAME, 9, 3_000).await;
+    assert_reads(&short, NAME, 9, 3_000).await;
+    assert_not_found(&long, NAME).await;
+    short.shutdown().await;
+    long.shutdown().await;
+}

@@ -88,6 +88,15 @@ async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
     if verify && !node.shutdown.is_cancelled() {
         report.collected = node.collect().await;
     }
+    match node
+        .catalog
+        .collect_tombstones(node.config.tombstone_horizon)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => info!(tombstones = n, "collected tombstones past their horizon"),
+        Err(e) => warn!(error = %e, "could not collect old tombstones"),
+    }
     report
 }
 

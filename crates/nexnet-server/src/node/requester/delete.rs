@@ -26,11 +26,17 @@ impl Node {
     pub(crate) async fn delete_file(self: &Arc<Self>, name: &str) -> Result<DeleteReport> {
         check_name(name)?;
         let name_id = name_id(name);
-        // Past every version any member knows, so that versions this node
+        // What a read would see (a read quorum of the name's holders: "not
+        // found" only when they say so, 503 when too few answer), and past
+        // every version any member knows, so that versions this node
         // missed die too, whatever their object.
+        let read = self.find_entry(name_id, name).await?;
         let found = self.find_name(name_id).await;
-        let entry = found
-            .entry
+        let entry = [read, found.entry]
+            .into_iter()
+            .flatten()
+            .filter(|e| !self.catalog.is_dead(e))
+            .reduce(|a, b| if b.is_newer_than(&a) { b } else { a })
             .ok_or_else(|| ServerError::NotFound { name: name.into() })?;
         let version = self.clock.next(found.latest);
         self.delete_file_everywhere(&entry, Tombstone::new(name_id, version))
