@@ -71,46 +71,22 @@ use nexnet::{
     server::{FileServer, RepairReport, ServerConfig, manifest},
     store::{Cid, CidHasher, ObjectStore},
 };
-use nexnet_testkit::{Pattern, digest_async_reader, digest_reader, pattern_digest};
+use nexnet_testkit::{Pattern, Rng, digest_async_reader, digest_reader, pattern_digest};
 use serde_json::Value;
 
 /// How long one HTTP exchange may block before the test fails.
 const IO_DEADLINE: Duration = Duration::from_secs(60);
 const MIB: u64 = 1024 * 1024;
-/// The collector's guard: more unnamed objects than this, and more than a
-/// tenth of the store, it keeps (they look like a catalog restored from an
-/// old backup, not like crash garbage).
+/// The collector's guard: more unnamed objects that start a file (roots)
+/// than this, and more than a tenth of the catalog's files, it keeps (they
+/// look like a catalog restored from an old backup, not like crash
+/// garbage). Unnamed chunks do not count: a cut store leaves many.
 const COLLECTOR_TRUSTS: usize = 64;
 /// The loop runs the collector whenever more unnamed objects than this
 /// wait, well below the guard: one round leaves at most a 48 MiB store's
 /// chunks and root and a side store's, so the guard seldom applies and the
 /// collector's removals are checked in most runs.
 const COLLECT_ABOVE: usize = 16;
-
-// ---------------------------------------------------------------------------
-// Randomness: a seeded splitmix64, so a failing run can be replayed
-// ---------------------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
-    }
-}
 
 fn env_u64(var: &str) -> Option<u64> {
     let v = std::env::var(var).ok()?;
@@ -794,15 +770,24 @@ fn check_leftovers(
 }
 
 /// Why the collector, on the stopped single node at `data` holding `files`
-/// files, would keep all of `unnamed` objects out of `total`, if it would.
+/// files, would keep all of the `unnamed` objects, if it would.
 fn collector_keeps_all(
     data: &Path,
     files: usize,
-    unnamed: usize,
-    total: usize,
+    unnamed: &BTreeSet<String>,
 ) -> Option<&'static str> {
-    if unnamed > COLLECTOR_TRUSTS && unnamed > total / 10 {
-        return Some("more unnamed objects than its guard trusts to be crash garbage");
+    let store = data.join("store");
+    let roots = unnamed
+        .iter()
+        .filter(|cid| {
+            let mut prefix = Vec::new();
+            fs::File::open(object_path(&store, cid))
+                .and_then(|f| f.take(8).read_to_end(&mut prefix))
+                .map_or(true, |_| nexnet::server::manifest::starts_a_file(&prefix))
+        })
+        .count();
+    if roots > COLLECTOR_TRUSTS.max(files / 10) {
+        return Some("more unnamed files than its guard trusts to be crash garbage");
     }
     // No member, no entry, no tombstone: a catalog lost beside its store
     // looks just the same.
@@ -839,8 +824,7 @@ fn collect_stopped(
     hashed: &mut HashSet<FileKey>,
     stats: &mut Stats,
 ) {
-    let total = seen.named.len() + unnamed.len();
-    let refused = collector_keeps_all(data, seen.files, unnamed.len(), total);
+    let refused = collector_keeps_all(data, seen.files, unnamed);
     let to_collect = if refused.is_some() { 0 } else { unnamed.len() };
     let report = repair_in_process(data);
     assert_eq!(
@@ -1077,7 +1061,7 @@ fn crash_loop() {
         let side = rng.percent(25).then(|| {
             let name = format!("crash/side-{}", rng.range(0, 3));
             let c = Content {
-                seed: rng.next(),
+                seed: rng.next_u64(),
                 len: rng.range(64 * 1024, 8 * MIB),
             };
             let api = node.api;
@@ -1114,7 +1098,7 @@ fn crash_loop() {
             };
             let replaces = model.current(&name).iter().any(Option::is_some);
             let c = Content {
-                seed: rng.next(),
+                seed: rng.next_u64(),
                 len: rng.range(16 * MIB, 48 * MIB),
             };
             let when = match rng.range(0, 99) {
@@ -1222,7 +1206,7 @@ fn crash_loop() {
         .collect();
     // Past one of its guards the collector keeps every unnamed object, by
     // design: then it must remove none, and they are all still there after.
-    let refused = collector_keeps_all(&data, live.len(), unnamed.len(), held.len());
+    let refused = collector_keeps_all(&data, live.len(), &unnamed);
     let to_collect = if refused.is_some() { 0 } else { unnamed.len() };
     let verified: BTreeSet<String> = block_on(async {
         let server = FileServer::open(

@@ -130,9 +130,11 @@ impl Members {
             .is_some_and(|m| m.live_peer().is_some())
     }
 
-    /// Adds the members a peer told us of. Returns the ones to dial (new,
-    /// or known but neither connected nor being redialed).
-    pub(crate) fn learn(&self, heard: &[MemberAddr]) -> Vec<(NodeId, SocketAddr)> {
+    /// Adds the members a peer told us of, proven if the peer `vouched`
+    /// for them (it proved itself, and lists only proven members). Returns
+    /// the ones to dial (new, or known but neither connected nor being
+    /// redialed).
+    pub(crate) fn learn(&self, heard: &[MemberAddr], vouched: bool) -> Vec<(NodeId, SocketAddr)> {
         let mut map = self.map();
         let mut dial = Vec::new();
         for h in heard.iter().take(MAX_LIST) {
@@ -147,6 +149,7 @@ impl Members {
                 redialing: false,
                 proven: false,
             });
+            m.proven |= vouched;
             if m.live_peer().is_none() && !m.redialing {
                 m.addr = Some(h.addr);
                 m.redialing = true;
@@ -197,10 +200,11 @@ impl Members {
             .collect()
     }
 
-    /// The members and addresses to tell a peer about.
+    /// The proven members and their addresses, to tell a peer about.
     pub(crate) fn addrs(&self) -> Vec<MemberAddr> {
         self.map()
             .iter()
+            .filter(|(_, m)| m.proven)
             .filter_map(|(n, m)| {
                 m.addr.map(|addr| MemberAddr {
                     node: *n.as_bytes(),

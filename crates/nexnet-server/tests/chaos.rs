@@ -26,7 +26,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use nexnet_server::{FileServer, ServerConfig, ServerError};
 use nexnet_testkit::{
-    Pattern, digest_async_reader,
+    Pattern, Rng, digest_async_reader,
     mesh::{Mesh, restart, stop},
     pattern_digest,
 };
@@ -34,23 +34,6 @@ use nexnet_testkit::{
 const NODES: usize = 5;
 const NAMES: usize = 6;
 const MAX_DOWN: usize = 2;
-
-/// splitmix64: a seeded generator small enough to read.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A node slot: running, or stopped with the settings to restart it.
 enum Slot {

@@ -35,7 +35,7 @@ pub(super) fn disconnected(node: &Arc<Node>, peer: NodeId, reason: &CloseReason)
 
 /// Answers a peer's member list with ours, and dials those it told us of.
 pub(super) fn exchange(node: &Arc<Node>, heard: &[MemberAddr]) -> Message {
-    dial_new(node, heard);
+    dial_new(node, heard, false);
     Message::Members(member_addrs(node))
 }
 
@@ -65,9 +65,12 @@ async fn greet(node: &Arc<Node>, peer: Peer<Message>) {
     let asked = Message::Members(member_addrs(node));
     match peer.request(asked, node.config.request_timeout).await {
         Ok(Message::Members(heard)) => {
+            // A member that proved itself vouches for the members it
+            // lists (it lists only proven ones): placement counts them at
+            // once, so a node that just started places as the others do.
             node.members.prove(peer.node_id());
+            dial_new(node, &heard, true);
             publish_connected(node);
-            dial_new(node, &heard);
         }
         Ok(other) => {
             warn!(peer = ?peer.node_id(), kind = other.kind(), "unexpected answer to a member exchange")
@@ -90,8 +93,8 @@ fn member_addrs(node: &Node) -> Vec<MemberAddr> {
 }
 
 /// Dials every member in `heard` we are not connected to.
-fn dial_new(node: &Arc<Node>, heard: &[MemberAddr]) {
-    for (member, addr) in node.members.learn(heard) {
+fn dial_new(node: &Arc<Node>, heard: &[MemberAddr], vouched: bool) {
+    for (member, addr) in node.members.learn(heard, vouched) {
         node.spawn(redial(node.clone(), Some(member), addr));
     }
 }
