@@ -131,6 +131,10 @@ impl Node {
     /// other versions of the name it ended (versions the deleting node did
     /// not know of: each is named by no file any more).
     pub(crate) async fn keep_tombstone(&self, cid: Cid, mut tombstone: Tombstone) -> Result<()> {
+        // Its horizon runs from when this node learnt of it, not from a
+        // time another clock wrote (one far behind would have it collected
+        // at once, one far ahead never).
+        tombstone.deleted_ms = crate::catalog::now_ms();
         if let Some(v) = tombstone.name_version {
             if crate::catalog::too_far_ahead(v) {
                 // Kept for its object only: as a version of the name, it

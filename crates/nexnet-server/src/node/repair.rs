@@ -101,16 +101,15 @@ async fn pass(node: &Arc<Node>, verify: bool) -> RepairReport {
 }
 
 /// Puts `entry` on the name's other holders that are connected, if this
-/// node is the first reachable one of them (so one node per name pushes):
-/// a holder that was away when the name was written, or that took the
-/// place of a forgotten one, gets it back, and reads find a majority.
+/// node is one of them: a holder that was away when the name was written,
+/// or that took the place of a forgotten one, gets it back from whichever
+/// holder has it, and reads find a majority. (Every holder pushes what it
+/// has: the first one may be the very one that lacks it. A holder that has
+/// the entry answers `Committed` at once.)
 async fn push_entry(node: &Arc<Node>, entry: &CatalogEntry, report: &mut RepairReport) {
     let names =
         placement::name_holders(&entry.name_id(), node.all_nodes(), node.config.replication);
-    let first = names
-        .iter()
-        .find(|h| **h == node.id || node.members.peer(h).is_some());
-    if first != Some(&node.id) {
+    if !names.contains(&node.id) {
         return;
     }
     let timeout = node.config.request_timeout;

@@ -42,9 +42,12 @@ impl Node {
             .filter(|e| !self.catalog.is_dead(e));
         let holders = placement::name_holders(&name_id, self.all_nodes(), self.config.replication);
         let needed = self.config.name_read_quorum(holders.len());
-        if needed == 1
-            && let Some(e) = local
-        {
+        // Availability first (`read_quorum = 1`, set by the operator): the
+        // local entry. A quorum of one that meets every write (R = 2,
+        // W = 2) is this node's only if it is one of the name's holders.
+        let local_will_do =
+            self.config.read_quorum == Some(1) || (needed == 1 && holders.contains(&self.id));
+        if local_will_do && let Some(e) = local {
             return Ok(Some(e));
         }
         let asked: Vec<_> = holders
@@ -76,7 +79,10 @@ impl Node {
                         && self.usable(name_id, &entry)
                     {
                         heard_of = true;
-                        if newest.as_ref().is_none_or(|n| entry.is_newer_than(n)) {
+                        // A dead entry must not hide an older live one.
+                        if !self.catalog.is_dead(&entry)
+                            && newest.as_ref().is_none_or(|n| entry.is_newer_than(n))
+                        {
                             newest = Some(entry);
                         }
                     }
@@ -146,30 +152,23 @@ impl Node {
             .collect();
         // Every member answers (each within the request time-out) and the
         // newest entry wins: one that missed a replacement must not decide.
-        let mut newest: Option<CatalogEntry> = None;
+        // The newest live entry is the answer; every version seen, dead
+        // ones too (a store undone where a node did not hear of it), is one
+        // to go past.
+        let mut answers: Vec<CatalogEntry> = self.catalog.get(&name).into_iter().collect();
         while let Some(answer) = asking.next().await {
             match answer {
-                Ok(Message::Entry(Some(entry)))
-                    if self.usable(name, &entry)
-                        && newest.as_ref().is_none_or(|n| entry.is_newer_than(n)) =>
-                {
-                    newest = Some(entry);
-                }
+                Ok(Message::Entry(Some(entry))) if self.usable(name, &entry) => answers.push(entry),
                 Ok(Message::Tombstones(ended)) => self.learn_deletes(name, ended).await,
                 _ => {}
             }
         }
-        let local = self.catalog.get(&name);
-        if let Some(e) = local
-            && newest.as_ref().is_none_or(|n| e.is_newer_than(n))
-        {
-            newest = Some(e);
-        }
         let dead = self.catalog.dead_version(&name).unwrap_or(0);
-        let latest = newest.as_ref().map_or(0, |e| e.created_ms).max(dead);
-        Found {
-            entry: newest.filter(|e| !self.catalog.is_dead(e)),
-            latest,
-        }
+        let latest = answers.iter().map(|e| e.created_ms).fold(dead, u64::max);
+        let entry = answers
+            .into_iter()
+            .filter(|e| !self.catalog.is_dead(e))
+            .reduce(|a, b| if b.is_newer_than(&a) { b } else { a });
+        Found { entry, latest }
     }
 }

@@ -414,7 +414,14 @@ impl Node {
             self.commit_root(&entry, root, &holders, self_holds),
             self.put_entry(&entry, &names),
         );
-        let (commits, reachable) = root_commits?;
+        let (commits, reachable) = match root_commits {
+            Ok(done) => done,
+            Err(e) => {
+                // The name's holders may have recorded the entry already.
+                self.retract(&entry, previous, &names, &put).await;
+                return Err(e);
+            }
+        };
         let (committed, missed) = tally(
             commits.committed,
             commits.failures,
@@ -442,7 +449,7 @@ impl Node {
                 (names_needed, recorded, unrecorded)
             };
             warn!(%cid, needed, committed = committed.len(), "store below its write quorum; undone");
-            self.retract(&entry, previous, &names).await;
+            self.retract(&entry, previous, &names, &put).await;
             return Err(ServerError::NotStored {
                 name,
                 cid,
@@ -569,11 +576,15 @@ impl Node {
         entry: &CatalogEntry,
         previous: Option<CatalogEntry>,
         names: &[NodeId],
+        put: &[Cid],
     ) {
         let tombstone = Tombstone::of_object(entry.name_id());
         if let Err(e) = self.delete_file_everywhere(entry, tombstone).await {
             warn!(cid = %entry.cid(), error = %e, "could not remove all of a store that missed its quorum");
         }
+        // What the walk of its manifest could not reach (no root holder
+        // committed), by the ids the store remembers.
+        self.discard(entry.name_id(), put).await;
         let Some(previous) = previous else {
             return;
         };
