@@ -178,6 +178,12 @@ impl CatalogEntry {
         (self.created_ms, self.cid) > (other.created_ms, other.cid)
     }
 
+    /// Whether this entry, a peer's answer `Superseded`, really replaces
+    /// `entry`: the same name, well formed, and newer.
+    pub(crate) fn supersedes(&self, entry: &Self) -> bool {
+        self.name_id == entry.name_id && self.check().is_ok() && self.is_newer_than(entry)
+    }
+
     /// Whether an entry from the network is plausible before it is kept.
     pub(crate) fn check(&self) -> std::result::Result<(), &'static str> {
         if self.sealed_name.len() > nexnet_crypto::HEADER_LEN + MAX_NAME_LEN {

@@ -253,11 +253,7 @@ async fn commit_one(
     let answer = match t.peer.request(commit, wait).await {
         Ok(Message::Committed) => Ok(()),
         Ok(Message::Refused(why)) => Err((PeerFailure::Refused(why), None)),
-        Ok(Message::Superseded(newer))
-            if newer.name_id() == entry.name_id()
-                && newer.check().is_ok()
-                && newer.is_newer_than(entry) =>
-        {
+        Ok(Message::Superseded(newer)) if newer.supersedes(entry) => {
             Err((PeerFailure::Superseded, Some(newer)))
         }
         Ok(other) => Err((PeerFailure::Unexpected(other.kind()), None)),

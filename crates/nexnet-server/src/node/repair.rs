@@ -125,11 +125,7 @@ async fn push_entry(node: &Arc<Node>, entry: &CatalogEntry, report: &mut RepairR
             Ok(Message::Committed) => {}
             // The name moved on while this node was not looking: take the
             // newer entry, and the old version goes, as after a store.
-            Ok(Message::Superseded(newer))
-                if newer.name_id() == entry.name_id()
-                    && newer.check().is_ok()
-                    && newer.is_newer_than(entry) =>
-            {
+            Ok(Message::Superseded(newer)) if newer.supersedes(entry) => {
                 if let Ok(Put::Replaced(old)) = node.catalog.put(newer).await {
                     node.replace_old(old).await;
                 }

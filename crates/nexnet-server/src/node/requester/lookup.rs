@@ -4,6 +4,7 @@
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use nexnet_crypto::NameId;
+use nexnet_p2p::Peer;
 use nexnet_store::Cid;
 use tracing::warn;
 
@@ -58,17 +59,7 @@ impl Node {
         let mut answered = usize::from(holders.contains(&self.id));
         let mut newest = local;
         let mut heard_of = newest.is_some();
-        let timeout = self.config.request_timeout;
-        let lookup = Message::Lookup {
-            name: *name_id.as_bytes(),
-        };
-        let mut asking: FuturesUnordered<_> = asked
-            .into_iter()
-            .map(|p| {
-                let lookup = lookup.clone();
-                async move { p.request(lookup, timeout).await }
-            })
-            .collect();
+        let mut asking = self.ask_lookup(name_id, asked);
         while answered < needed
             && let Some(answer) = asking.next().await
         {
@@ -108,6 +99,26 @@ impl Node {
         Ok(newest.filter(|e| !self.catalog.is_dead(e)))
     }
 
+    /// Asks each of `peers` for its entry for `name`, all at once, each
+    /// within the request time-out; the answers come as they arrive.
+    fn ask_lookup(
+        &self,
+        name: NameId,
+        peers: Vec<Peer<Message>>,
+    ) -> impl futures::Stream<Item = nexnet_p2p::Result<Message>> + use<> {
+        let timeout = self.config.request_timeout;
+        let lookup = Message::Lookup {
+            name: *name.as_bytes(),
+        };
+        peers
+            .into_iter()
+            .map(|p| {
+                let lookup = lookup.clone();
+                async move { p.request(lookup, timeout).await }
+            })
+            .collect::<FuturesUnordered<_>>()
+    }
+
     /// Whether `entry`, a peer's answer about `name_id`, may be taken.
     fn usable(&self, name_id: NameId, entry: &CatalogEntry) -> bool {
         let ok =
@@ -137,19 +148,7 @@ impl Node {
     /// starts from this, never from this node's entry alone, which may be
     /// stale (the node was away while the name changed).
     pub(crate) async fn find_name(&self, name: NameId) -> Found {
-        let timeout = self.config.request_timeout;
-        let lookup = Message::Lookup {
-            name: *name.as_bytes(),
-        };
-        let mut asking: FuturesUnordered<_> = self
-            .members
-            .peers()
-            .into_iter()
-            .map(|p| {
-                let lookup = lookup.clone();
-                async move { p.request(lookup, timeout).await }
-            })
-            .collect();
+        let mut asking = self.ask_lookup(name, self.members.peers());
         // Every member answers (each within the request time-out) and the
         // newest entry wins: one that missed a replacement must not decide.
         // The newest live entry is the answer; every version seen, dead

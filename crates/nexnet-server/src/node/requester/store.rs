@@ -497,13 +497,7 @@ impl Node {
                 .await
             {
                 Ok(Message::Committed) => Ok(None),
-                Ok(Message::Superseded(newer))
-                    if newer.name_id() == entry.name_id()
-                        && newer.check().is_ok()
-                        && newer.is_newer_than(entry) =>
-                {
-                    Ok(Some(newer))
-                }
+                Ok(Message::Superseded(newer)) if newer.supersedes(entry) => Ok(Some(newer)),
                 Ok(Message::Refused(why)) => Err(PeerFailure::Refused(why)),
                 Ok(other) => Err(PeerFailure::Unexpected(other.kind())),
                 Err(e) => Err(e.into()),
